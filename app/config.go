@@ -1,0 +1,30 @@
+package app
+
+import (
+	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/server"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// Config is everything a Fizz node is started with. Load builds it; each
+// module is given only its own part by Options.
+type Config struct {
+	Server  server.Config
+	Scaling scaling.Config
+	Apps    []apps.App
+	Metrics MetricsConfig
+	Log     LogConfig
+}
+
+// MetricsConfig is the Prometheus listener.
+type MetricsConfig struct {
+	Host string
+	Port int // 0 turns the listener off
+}
+
+// LogConfig shapes the structured log.
+type LogConfig struct {
+	Format string // "text" or "json"
+	Level  string // "debug", "info", "warn" or "error"
+	Debug  bool   // log every frame in and out
+}

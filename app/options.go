@@ -1,0 +1,45 @@
+package app
+
+import (
+	"log/slog"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/fizz-server/fizz/handlers"
+	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/metrics"
+	"github.com/fizz-server/fizz/modules/server"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// StopTimeout bounds a node's shutdown; it sits above the socket drain,
+// which is bounded by the connection write and close budgets.
+const StopTimeout = 15 * time.Second
+
+// Options composes a Fizz node from cfg, logging to log. Tests pass their
+// own Config and logger, and swap parts with fx.Replace or fx.Decorate.
+func Options(cfg Config, log *slog.Logger) fx.Option {
+	return fx.Options(
+		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}),
+		fx.Supply(log),
+		fx.WithLogger(func() fxevent.Logger {
+			l := &fxevent.SlogLogger{Logger: log.With("component", "fx")}
+			l.UseLogLevel(slog.LevelDebug)
+			return l
+		}),
+		fx.StopTimeout(StopTimeout),
+		scaling.Module,
+		apps.Module,
+		connection.Module,
+		channels.Module,
+		dispatcher.Module,
+		metrics.Module,
+		handlers.Module,
+		server.Module,
+	)
+}

@@ -1,0 +1,310 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// publishTimeout bounds the wait to publish one event from a socket.
+const publishTimeout = 5 * time.Second
+
+// MessageHandler handles the frames a client sends: pings, subscriptions,
+// sign-in and client events. It mirrors Reverb's Pusher EventHandler and
+// ClientEvent. Each socket's frames are handled on its reader goroutine.
+type MessageHandler struct {
+	channels   *channels.Manager
+	dispatcher *dispatcher.Dispatcher
+	log        *slog.Logger
+	now        func() time.Time
+}
+
+// NewMessageHandler returns a MessageHandler.
+func NewMessageHandler(manager *channels.Manager, d *dispatcher.Dispatcher, log *slog.Logger) *MessageHandler {
+	return &MessageHandler{channels: manager, dispatcher: d, log: log, now: time.Now}
+}
+
+var (
+	pongFrame     = pusher.EncodeEvent(pusher.EventPong, "", json.RawMessage("{}"), "")
+	emptyDataJSON = pusher.StringData([]byte("{}"))
+)
+
+// Established returns the pusher:connection_established frame for c.
+func Established(c *connection.Conn) []byte {
+	data, _ := json.Marshal(struct {
+		SocketID        string `json:"socket_id"`
+		ActivityTimeout int    `json:"activity_timeout"`
+	}{c.ID(), int(c.App().ActivityTimeout / time.Second)})
+	return pusher.EncodeEvent(pusher.EventConnectionEstablished, "", pusher.StringData(data), "")
+}
+
+// Handle handles one text frame from c.
+func (h *MessageHandler) Handle(ctx context.Context, c *connection.Conn, msg []byte) {
+	f, err := pusher.ParseFrame(msg)
+	if err != nil {
+		h.reject(c, err)
+		return
+	}
+	switch {
+	case f.Event == pusher.EventPing:
+		c.Send(pongFrame)
+	case f.Event == pusher.EventPong:
+		// Activity was recorded when the frame arrived.
+	case f.Event == pusher.EventSubscribe:
+		err = h.subscribe(ctx, c, f)
+	case f.Event == pusher.EventUnsubscribe:
+		err = h.unsubscribe(ctx, c, f)
+	case f.Event == pusher.EventSignin:
+		err = h.signin(c, f)
+	case strings.HasPrefix(f.Event, pusher.ClientEventPrefix):
+		err = h.clientEvent(ctx, c, f)
+	default:
+		err = pusher.Errorf(pusher.CodeGeneric, "Unknown event %q", clip(f.Event))
+	}
+	if err != nil {
+		h.reject(c, err)
+	}
+}
+
+// reject sends err to c as a pusher:error frame.
+func (h *MessageHandler) reject(c *connection.Conn, err error) {
+	if errors.Is(err, scaling.ErrLocalOnly) {
+		// Delivered on this node; the cluster link is down and is
+		// reported by /up and the logs, not to each client.
+		return
+	}
+	var pe *pusher.Error
+	if !errors.As(err, &pe) {
+		h.log.Error("handling frame", "app_id", c.App().ID, "socket_id", c.ID(), "err", err)
+		pe = pusher.Errorf(pusher.CodeGeneric, "Internal error")
+	}
+	c.SendError(pe)
+}
+
+// subscriptionError answers a refused subscription on its channel, so that
+// pusher-js and Echo's .error() hear it.
+func subscriptionError(c *connection.Conn, channel, kind, message string, status int) {
+	data, _ := json.Marshal(struct {
+		Type   string `json:"type"`
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}{kind, message, status})
+	c.Send(pusher.EncodeEvent(pusher.EventSubscriptionError, channel, data, ""))
+}
+
+func (h *MessageHandler) subscribe(ctx context.Context, c *connection.Conn, f pusher.Frame) error {
+	s, err := pusher.ParseSubscription(f.Data)
+	if err != nil {
+		return err
+	}
+	if !pusher.ValidChannelName(s.Channel) {
+		return pusher.Errorf(pusher.CodeGeneric, "Invalid channel name %q", clip(s.Channel))
+	}
+	app := c.App()
+	kind := pusher.KindOf(s.Channel)
+	var member *pusher.Member
+	if kind.Private {
+		if !h.authorised(c, s) {
+			subscriptionError(c, s.Channel, "AuthError", "Invalid signature for channel "+s.Channel, 401)
+			return nil
+		}
+		if s.ChannelData != "" {
+			m, err := pusher.ParseChannelData(s.ChannelData)
+			switch {
+			case err != nil && kind.Presence:
+				subscriptionError(c, s.Channel, "InvalidChannelData", err.Error(), 400)
+				return nil
+			case err == nil:
+				member = &m
+			}
+		}
+		if kind.Presence && member == nil {
+			subscriptionError(c, s.Channel, "InvalidChannelData", "channel_data with a user_id is required on presence channels", 400)
+			return nil
+		}
+		if kind.Presence && len(member.UserInfo) > app.MaxPresenceUserInfo {
+			subscriptionError(c, s.Channel, "LimitReached", "user_info is larger than the limit", 413)
+			return nil
+		}
+		if member != nil && c.SetUserID(member.UserID) {
+			h.channels.AddUser(c)
+		}
+	}
+	if !kind.Presence {
+		member = nil
+	}
+	joined, err := h.channels.Subscribe(c, s.Channel, member)
+	if errors.Is(err, channels.ErrMembersLimit) {
+		subscriptionError(c, s.Channel, "LimitReached", "The presence channel has reached its member limit", 403)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	data := emptyDataJSON
+	if kind.Presence {
+		body, _ := json.Marshal(struct {
+			Presence channels.Presence `json:"presence"`
+		}{joined.Channel.Presence()})
+		data = pusher.StringData(body)
+	}
+	c.Send(pusher.EncodeEvent(pusher.EventSubscriptionSucceeded, s.Channel, data, ""))
+	if kind.Cache && !joined.Already {
+		if frame, ok := h.channels.Cached(app.ID, s.Channel); ok {
+			c.SendFrame(frame)
+		} else {
+			c.Send(pusher.EncodeEvent(pusher.EventCacheMiss, s.Channel, nil, ""))
+		}
+	}
+	if joined.NewMember {
+		body, _ := json.Marshal(struct {
+			UserID   string          `json:"user_id"`
+			UserInfo json.RawMessage `json:"user_info,omitempty"`
+		}{member.UserID, member.UserInfo})
+		return h.publish(ctx, app, s.Channel, pusher.EventMemberAdded, pusher.StringData(body), c.ID())
+	}
+	return nil
+}
+
+// authorised checks a private channel's auth signature; a server-to-user
+// channel needs instead that the socket signed in as that user.
+func (h *MessageHandler) authorised(c *connection.Conn, s pusher.Subscription) bool {
+	if user, ok := strings.CutPrefix(s.Channel, pusher.PrefixServerToUser); ok {
+		return user != "" && c.UserID() == user
+	}
+	app := c.App()
+	return pusher.VerifyChannelAuth(app.Key, app.Secret, c.ID(), s.Channel, s.ChannelData, s.Auth)
+}
+
+func (h *MessageHandler) unsubscribe(ctx context.Context, c *connection.Conn, f pusher.Frame) error {
+	s, err := pusher.ParseSubscription(f.Data)
+	if err != nil {
+		return err
+	}
+	if gone := h.channels.Unsubscribe(c, s.Channel); gone != "" {
+		return h.memberRemoved(ctx, c.App(), s.Channel, gone)
+	}
+	return nil
+}
+
+// Disconnected cleans up after a socket that has finished: it leaves every
+// channel and presence members whose last socket it was are announced.
+func (h *MessageHandler) Disconnected(ctx context.Context, c *connection.Conn) {
+	for _, left := range h.channels.Disconnect(c) {
+		if err := h.memberRemoved(ctx, c.App(), left.Channel, left.UserID); err != nil && !errors.Is(err, scaling.ErrLocalOnly) {
+			h.log.Error("announcing member_removed", "app_id", c.App().ID, "channel", left.Channel, "err", err)
+		}
+	}
+}
+
+func (h *MessageHandler) memberRemoved(ctx context.Context, app *apps.App, channel, userID string) error {
+	body, _ := json.Marshal(struct {
+		UserID string `json:"user_id"`
+	}{userID})
+	return h.publish(ctx, app, channel, pusher.EventMemberRemoved, pusher.StringData(body), "")
+}
+
+// signin authenticates the socket as a user (pusher:signin), so that it may
+// join its #server-to-user- channel and be terminated by user id.
+func (h *MessageHandler) signin(c *connection.Conn, f pusher.Frame) error {
+	var req struct {
+		UserData string `json:"user_data"`
+		Auth     string `json:"auth"`
+	}
+	obj, err := pusher.ObjectData(f.Data)
+	if err == nil {
+		err = json.Unmarshal(obj, &req)
+	}
+	if err != nil || req.UserData == "" {
+		return pusher.Errorf(pusher.CodeGeneric, "Invalid sign-in: user_data and auth must be strings")
+	}
+	app := c.App()
+	want := app.Key + ":" + pusher.Sign(app.Secret, pusher.UserAuthMessage(c.ID(), req.UserData))
+	if !pusher.EqualSignature(want, req.Auth) {
+		return pusher.Errorf(pusher.CodeUnauthorized, "Invalid signature for sign-in")
+	}
+	var user struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(req.UserData), &user); err != nil {
+		return pusher.Errorf(pusher.CodeGeneric, "Invalid sign-in: user_data is not a JSON object")
+	}
+	id, ok := pusher.UserID(user.ID)
+	if !ok {
+		return pusher.Errorf(pusher.CodeGeneric, "Invalid sign-in: user_data needs an id")
+	}
+	if !c.SetUserID(id) {
+		return pusher.Errorf(pusher.CodeUnauthorized, "The socket is already signed in as another user")
+	}
+	h.channels.AddUser(c)
+	body, _ := json.Marshal(struct {
+		UserData string `json:"user_data"`
+	}{req.UserData})
+	c.Send(pusher.EncodeEvent("pusher:signin_success", "", pusher.StringData(body), ""))
+	return nil
+}
+
+// clientEvent relays a client-* event to the other subscribers, under the
+// rules of DESIGN.md section 3.
+func (h *MessageHandler) clientEvent(ctx context.Context, c *connection.Conn, f pusher.Frame) error {
+	app := c.App()
+	if app.AcceptClientEventsFrom == apps.ClientEventsNone {
+		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client events are disabled for this app")
+	}
+	if f.Channel == "" {
+		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client event rejected: no channel")
+	}
+	if len(f.Event) > pusher.MaxEventNameLength {
+		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client event rejected: event name longer than %d characters", pusher.MaxEventNameLength)
+	}
+	kind := pusher.KindOf(f.Channel)
+	switch {
+	case kind.Encrypted:
+		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client events are not allowed on encrypted channels")
+	case strings.HasPrefix(f.Channel, pusher.PrefixServerToUser):
+		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client events are not allowed on user channels")
+	case !kind.Private && app.AcceptClientEventsFrom != apps.ClientEventsAll:
+		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client events are only allowed on private and presence channels")
+	}
+	if !c.Subscribed(f.Channel) {
+		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client event rejected: not subscribed to %s", clip(f.Channel))
+	}
+	if !c.AllowClientEvent(h.now()) {
+		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client event rejected: rate limit of %d per second exceeded", app.ClientEventsPerSecond)
+	}
+	ev := dispatcher.Event{Channels: []string{f.Channel}, Name: f.Event, Data: f.Data, Client: true}
+	if ev.Data == nil {
+		ev.Data = json.RawMessage("null")
+	}
+	if kind.Presence {
+		ev.UserID = c.UserID()
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	return h.dispatcher.Dispatch(ctx, app.ID, ev, c.ID())
+}
+
+func (h *MessageHandler) publish(ctx context.Context, app *apps.App, channel, event string, data json.RawMessage, exceptID string) error {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	ev := dispatcher.Event{Channels: []string{channel}, Name: event, Data: data}
+	return h.dispatcher.Dispatch(ctx, app.ID, ev, exceptID)
+}
+
+// clip shortens client-supplied text echoed in an error.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,80 @@
+package handlers
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/gofiber/fiber/v2"
+	"go.uber.org/fx"
+
+	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// Config is what the edge needs from Fizz's configuration.
+type Config struct {
+	// Path is the prefix before every route.
+	Path string
+	// Debug logs every frame in and out.
+	Debug bool
+}
+
+// Module provides the controllers and mounts every route on the *fiber.App.
+var Module = fx.Module("handlers",
+	fx.Provide(
+		NewMessageHandler,
+		newWebSocket,
+		newSignature,
+		NewEventsController,
+		NewChannelsController,
+		NewUsersTerminateController,
+		newHealthController,
+	),
+	fx.Invoke(Register),
+	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "handlers") }),
+)
+
+func newWebSocket(p *apps.Provider, r *connection.Registry, m *MessageHandler, log *slog.Logger, cfg Config) *WebSocket {
+	return NewWebSocket(p, r, m, log, cfg.Debug)
+}
+
+func newSignature(p *apps.Provider, cfg Config) *Signature { return NewSignature(p, cfg.Path) }
+
+// newHealthController takes the link state from the provider: Local and
+// Redis both answer Ping.
+func newHealthController(p scaling.PubSubProvider) (*HealthController, error) {
+	pinger, ok := p.(Pinger)
+	if !ok {
+		return nil, fmt.Errorf("handlers: %T cannot report its link state (no Ping method)", p)
+	}
+	return NewHealthController(pinger), nil
+}
+
+// Routes is everything Register mounts.
+type Routes struct {
+	fx.In
+	Config    Config
+	WebSocket *WebSocket
+	Signature *Signature
+	Events    *EventsController
+	Channels  *ChannelsController
+	Users     *UsersTerminateController
+	Health    *HealthController
+}
+
+// Register mounts every route under the configured prefix.
+func Register(app *fiber.App, r Routes) {
+	root := app.Group(r.Config.Path)
+	root.Get("/app/:key", r.WebSocket.Handle)
+	root.Get("/up", r.Health.Up)
+
+	api := root.Group("/apps/:appId", r.Signature.Handle)
+	api.Post("/events", r.Events.Trigger)
+	api.Post("/batch_events", r.Events.Batch)
+	api.Get("/channels", r.Channels.Index)
+	api.Get("/channels/:channel", r.Channels.Show)
+	api.Get("/channels/:channel/users", r.Channels.Users)
+	api.Get("/connections", r.Channels.Connections)
+	api.Post("/users/:userId/terminate_connections", r.Users.Terminate)
+}

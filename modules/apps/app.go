@@ -1,0 +1,109 @@
+package apps
+
+import (
+	"strings"
+	"time"
+)
+
+// Who may send client events, as accept_client_events_from says.
+const (
+	ClientEventsMembers = "members" // subscribers of private and presence channels
+	ClientEventsAll     = "all"     // also public channels (Reverb's behaviour)
+	ClientEventsNone    = "none"    // nobody
+)
+
+// Defaults for the limits an app may leave unset.
+const (
+	DefaultPingInterval          = 60 * time.Second
+	DefaultActivityTimeout       = 30 * time.Second
+	DefaultMaxMessageSize        = 10_000
+	DefaultMaxPresenceMembers    = 100
+	DefaultMaxPresenceUserInfo   = 2_048
+	DefaultClientEventsPerSecond = 10
+)
+
+// App is one application: its credentials and the limits that apply to its
+// sockets. It mirrors Reverb's Application.
+type App struct {
+	ID     string
+	Key    string
+	Secret string
+
+	// PingInterval is the client silence after which the server pings.
+	PingInterval time.Duration
+	// ActivityTimeout is sent to clients in pusher:connection_established.
+	ActivityTimeout time.Duration
+	// MaxMessageSize is the largest client frame in bytes.
+	MaxMessageSize int
+	// MaxConnections caps open sockets; 0 means no cap.
+	MaxConnections int
+	// AllowedOrigins lists hosts allowed in the Origin header; "*" allows all
+	// and "*.example.com" any subdomain.
+	AllowedOrigins []string
+	// AcceptClientEventsFrom is ClientEventsMembers, ClientEventsAll or ClientEventsNone.
+	AcceptClientEventsFrom string
+	// MaxPresenceMembers caps the members of one presence channel.
+	MaxPresenceMembers int
+	// MaxPresenceUserInfo caps the size of one member's user_info in bytes.
+	MaxPresenceUserInfo int
+	// ClientEventsPerSecond caps client events per socket; 0 means no cap.
+	ClientEventsPerSecond int
+}
+
+// WithDefaults returns a with every unset limit given its default.
+func (a App) WithDefaults() App {
+	if a.PingInterval <= 0 {
+		a.PingInterval = DefaultPingInterval
+	}
+	if a.ActivityTimeout <= 0 {
+		a.ActivityTimeout = DefaultActivityTimeout
+	}
+	if a.MaxMessageSize <= 0 {
+		a.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if len(a.AllowedOrigins) == 0 {
+		a.AllowedOrigins = []string{"*"}
+	}
+	if a.AcceptClientEventsFrom == "" {
+		a.AcceptClientEventsFrom = ClientEventsMembers
+	}
+	if a.MaxPresenceMembers <= 0 {
+		a.MaxPresenceMembers = DefaultMaxPresenceMembers
+	}
+	if a.MaxPresenceUserInfo <= 0 {
+		a.MaxPresenceUserInfo = DefaultMaxPresenceUserInfo
+	}
+	return a
+}
+
+// OriginAllowed reports whether a WebSocket with this Origin header may
+// connect. An empty origin (a non-browser client) is always allowed. The
+// patterns match the origin's host, as Reverb does.
+func (a *App) OriginAllowed(origin string) bool {
+	if origin == "" {
+		return true
+	}
+	host := origin
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	if i := strings.IndexAny(host, "/"); i >= 0 {
+		host = host[:i]
+	}
+	host = strings.ToLower(host)
+	hostNoPort := host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		hostNoPort = host[:i]
+	}
+	for _, pattern := range a.AllowedOrigins {
+		pattern = strings.ToLower(strings.TrimSpace(pattern))
+		if pattern == "*" || pattern == host || pattern == hostNoPort {
+			return true
+		}
+		if suffix, ok := strings.CutPrefix(pattern, "*"); ok && suffix != "" &&
+			(strings.HasSuffix(hostNoPort, suffix) || strings.HasSuffix(host, suffix)) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,271 @@
+package channels
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/pusher"
+)
+
+// CacheTTL is how long the last event of a cache channel is kept, with or
+// without subscribers.
+const CacheTTL = 30 * time.Minute
+
+// ErrMembersLimit is returned when a presence channel is full.
+var ErrMembersLimit = errors.New("presence channel is full")
+
+// Manager holds the channels of every app on this node.
+type Manager struct {
+	mu   sync.Mutex
+	apps map[string]*appState
+	now  func() time.Time
+}
+
+type appState struct {
+	mu       sync.RWMutex
+	channels map[string]*Channel
+	users    map[string]map[*connection.Conn]struct{}
+	cache    map[string]cachedEvent
+	pruned   time.Time // when expired cache entries were last dropped
+}
+
+type cachedEvent struct {
+	payload []byte // the event's JSON
+	frame   []byte // the same, framed for the wire
+	at      time.Time
+}
+
+// NewManager returns an empty Manager.
+func NewManager() *Manager {
+	return &Manager{apps: make(map[string]*appState), now: time.Now}
+}
+
+func (m *Manager) app(appID string) *appState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.apps[appID]
+	if !ok {
+		a = &appState{
+			channels: make(map[string]*Channel),
+			users:    make(map[string]map[*connection.Conn]struct{}),
+			cache:    make(map[string]cachedEvent),
+		}
+		m.apps[appID] = a
+	}
+	return a
+}
+
+// Joined is what a subscription produced.
+type Joined struct {
+	Channel *Channel
+	// NewMember is true when the member's user had no other socket on the
+	// presence channel: the others must hear member_added.
+	NewMember bool
+	// Already is true when the socket was subscribed before.
+	Already bool
+}
+
+// Subscribe adds c to channel, as member m on presence channels (m is nil
+// elsewhere). A presence channel refuses a new user beyond the app's
+// MaxPresenceMembers with ErrMembersLimit.
+func (m *Manager) Subscribe(c *connection.Conn, channel string, mem *pusher.Member) (Joined, error) {
+	a := m.app(c.App().ID)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch, ok := a.channels[channel]
+	if ok {
+		ch.mu.Lock()
+		_, already := ch.subs[c]
+		ch.mu.Unlock()
+		if already {
+			return Joined{Channel: ch, Already: true}, nil
+		}
+	} else {
+		ch = newChannel(channel)
+	}
+	if ch.members != nil && mem != nil && !ch.hasMember(mem.UserID) {
+		if _, users := ch.counts(); users >= c.App().MaxPresenceMembers {
+			return Joined{}, ErrMembersLimit
+		}
+	}
+	a.channels[channel] = ch
+	newMember := ch.add(c, mem)
+	c.AddChannel(channel)
+	return Joined{Channel: ch, NewMember: newMember}, nil
+}
+
+// Unsubscribe removes c from channel. It returns the user id whose last
+// socket left a presence channel (the others must hear member_removed).
+func (m *Manager) Unsubscribe(c *connection.Conn, channel string) (goneUser string) {
+	a := m.app(c.App().ID)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.unsubscribeLocked(c, channel)
+}
+
+// Left is a presence member that left when its last socket did.
+type Left struct {
+	Channel string
+	UserID  string
+}
+
+// Disconnect unsubscribes c from every channel and forgets its user. It
+// returns the presence members whose last socket it was.
+func (m *Manager) Disconnect(c *connection.Conn) []Left {
+	a := m.app(c.App().ID)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var left []Left
+	for _, channel := range c.Channels() {
+		if user := a.unsubscribeLocked(c, channel); user != "" {
+			left = append(left, Left{Channel: channel, UserID: user})
+		}
+	}
+	if user := c.UserID(); user != "" {
+		if set := a.users[user]; set != nil {
+			delete(set, c)
+			if len(set) == 0 {
+				delete(a.users, user)
+			}
+		}
+	}
+	return left
+}
+
+func (a *appState) unsubscribeLocked(c *connection.Conn, channel string) string {
+	c.RemoveChannel(channel)
+	ch, ok := a.channels[channel]
+	if !ok {
+		return ""
+	}
+	gone, _ := ch.remove(c)
+	if ch.empty() {
+		delete(a.channels, channel)
+	}
+	return gone
+}
+
+// AddUser indexes c under its user id, for terminate_connections.
+func (m *Manager) AddUser(c *connection.Conn) {
+	user := c.UserID()
+	if user == "" {
+		return
+	}
+	a := m.app(c.App().ID)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	set := a.users[user]
+	if set == nil {
+		set = make(map[*connection.Conn]struct{})
+		a.users[user] = set
+	}
+	set[c] = struct{}{}
+}
+
+// UserConns returns the sockets of userID on this node.
+func (m *Manager) UserConns(appID, userID string) []*connection.Conn {
+	a := m.app(appID)
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make([]*connection.Conn, 0, len(a.users[userID]))
+	for c := range a.users[userID] {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Broadcast queues frame to every subscriber of channel on this node but
+// the socket exceptID, and returns how many sockets it was queued to.
+func (m *Manager) Broadcast(appID, channel string, frame []byte, exceptID string) int {
+	a := m.app(appID)
+	a.mu.RLock()
+	ch := a.channels[channel]
+	a.mu.RUnlock()
+	if ch == nil {
+		return 0
+	}
+	return ch.broadcast(frame, exceptID)
+}
+
+// Find returns channel, or nil when nobody here is subscribed.
+func (m *Manager) Find(appID, channel string) *Channel {
+	a := m.app(appID)
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.channels[channel]
+}
+
+// Info is what the HTTP API reports of one channel on this node.
+type Info struct {
+	Name              string
+	SubscriptionCount int
+	UserCount         int
+}
+
+// Channels lists the occupied channels of app whose names start with
+// prefix, sorted by name.
+func (m *Manager) Channels(appID, prefix string) []Info {
+	a := m.app(appID)
+	a.mu.RLock()
+	list := make([]*Channel, 0, len(a.channels))
+	for name, ch := range a.channels {
+		if strings.HasPrefix(name, prefix) {
+			list = append(list, ch)
+		}
+	}
+	a.mu.RUnlock()
+	out := make([]Info, 0, len(list))
+	for _, ch := range list {
+		out = append(out, ch.Info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Remember keeps an event (its JSON payload and its frame) as the last
+// event of a cache channel for CacheTTL.
+func (m *Manager) Remember(appID, channel string, payload, frame []byte) {
+	a := m.app(appID)
+	now := m.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cache[channel] = cachedEvent{payload: payload, frame: frame, at: now}
+	// Expired entries are dropped at most once a minute, so the map stays
+	// bounded by the channels used within one TTL without a scan per event.
+	if now.Sub(a.pruned) < time.Minute {
+		return
+	}
+	a.pruned = now
+	for name, e := range a.cache {
+		if now.Sub(e.at) > CacheTTL {
+			delete(a.cache, name)
+		}
+	}
+}
+
+// Cached returns the framed last event of a cache channel, if one is fresh.
+func (m *Manager) Cached(appID, channel string) ([]byte, bool) {
+	e, ok := m.cached(appID, channel)
+	return e.frame, ok
+}
+
+// CachedPayload returns the JSON of the last event of a cache channel.
+func (m *Manager) CachedPayload(appID, channel string) ([]byte, bool) {
+	e, ok := m.cached(appID, channel)
+	return e.payload, ok
+}
+
+func (m *Manager) cached(appID, channel string) (cachedEvent, bool) {
+	a := m.app(appID)
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	e, ok := a.cache[channel]
+	if !ok || m.now().Sub(e.at) > CacheTTL {
+		return cachedEvent{}, false
+	}
+	return e, true
+}

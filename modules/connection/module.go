@@ -1,0 +1,8 @@
+package connection
+
+import "go.uber.org/fx"
+
+// Module provides the node's *Registry of live sockets.
+var Module = fx.Module("connection",
+	fx.Provide(NewRegistry),
+)

@@ -1,0 +1,108 @@
+package connection
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/fizz-server/fizz/modules/pusher"
+)
+
+// ErrOverQuota is returned by Registry.Add when the app's connection cap is reached.
+var ErrOverQuota = errors.New("connection quota reached")
+
+// ErrDraining is returned by Registry.Add once CloseAll has begun.
+var ErrDraining = errors.New("server is shutting down")
+
+// Registry holds every live socket of this node, counts them per app and
+// closes them all at shutdown.
+type Registry struct {
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	perApp   map[string]int
+	draining bool
+	empty    chan struct{} // closed when draining and no socket is left
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry() *Registry {
+	return &Registry{conns: make(map[*Conn]struct{}), perApp: make(map[string]int)}
+}
+
+// Add registers c unless its app already has MaxConnections sockets here
+// (0 means no cap) or the node is draining.
+func (r *Registry) Add(c *Conn) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.draining {
+		return ErrDraining
+	}
+	if limit := c.app.MaxConnections; limit > 0 && r.perApp[c.app.ID] >= limit {
+		return ErrOverQuota
+	}
+	r.conns[c] = struct{}{}
+	r.perApp[c.app.ID]++
+	return nil
+}
+
+// Remove forgets c.
+func (r *Registry) Remove(c *Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.conns[c]; !ok {
+		return
+	}
+	delete(r.conns, c)
+	if r.perApp[c.app.ID]--; r.perApp[c.app.ID] == 0 {
+		delete(r.perApp, c.app.ID)
+	}
+	if r.draining && len(r.conns) == 0 && r.empty != nil {
+		close(r.empty)
+		r.empty = nil
+	}
+}
+
+// Count returns the number of live sockets of app on this node.
+func (r *Registry) Count(appID string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.perApp[appID]
+}
+
+// CloseAll refuses new sockets, closes every live one with 4200 "Server is
+// restarting" (pusher-js reconnects at once, to another node if there is
+// one) and waits until their handlers have finished or ctx ends, when the
+// remaining transports are cut.
+func (r *Registry) CloseAll(ctx context.Context) error {
+	r.mu.Lock()
+	r.draining = true
+	conns := make([]*Conn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	var empty chan struct{}
+	if len(r.conns) > 0 {
+		empty = make(chan struct{})
+		r.empty = empty
+	}
+	r.mu.Unlock()
+
+	restarting := pusher.Fatalf(pusher.CodeGeneric, "Server is restarting")
+	for _, c := range conns {
+		c.Close(restarting)
+	}
+	if empty == nil {
+		return nil
+	}
+	select {
+	case <-empty:
+		return nil
+	case <-ctx.Done():
+		r.mu.Lock()
+		for c := range r.conns {
+			c.Abort()
+		}
+		r.mu.Unlock()
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,86 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// KindEvent is the envelope kind of a broadcast event.
+const KindEvent = "event"
+
+// Event is one event to broadcast on one or more channels of an app.
+type Event struct {
+	Channels []string        `json:"channels"`
+	Name     string          `json:"event"`
+	Data     json.RawMessage `json:"data"`
+	// UserID is set on client events on presence channels.
+	UserID string `json:"user_id,omitempty"`
+	// Client marks a client event: it never becomes a cache channel's
+	// last event.
+	Client bool `json:"client,omitempty"`
+}
+
+// Dispatcher publishes events and delivers the events of every node.
+type Dispatcher struct {
+	pubsub   scaling.PubSubProvider
+	channels *channels.Manager
+	log      *slog.Logger
+	debug    bool
+}
+
+// New returns a Dispatcher. It starts nothing and performs no I/O.
+func New(pubsub scaling.PubSubProvider, manager *channels.Manager, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{pubsub: pubsub, channels: manager, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug)}
+}
+
+// Dispatch publishes ev for appID to every node. The socket exceptID, on
+// whichever node it lives, does not receive it.
+func (d *Dispatcher) Dispatch(ctx context.Context, appID string, ev Event, exceptID string) error {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event %q: %w", ev.Name, err)
+	}
+	_, err = d.pubsub.Publish(ctx, scaling.Envelope{
+		V:        scaling.Version,
+		Kind:     KindEvent,
+		AppID:    appID,
+		SocketID: exceptID,
+		Payload:  payload,
+	})
+	if err != nil {
+		return fmt.Errorf("publish event %q: %w", ev.Name, err)
+	}
+	return nil
+}
+
+// Kind reports the envelope kind Dispatcher handles.
+func (d *Dispatcher) Kind() string { return KindEvent }
+
+// Handle delivers an event envelope to this node's subscribers: the event
+// is encoded and framed once per channel and the same bytes are queued to
+// every subscriber.
+func (d *Dispatcher) Handle(_ context.Context, e scaling.Envelope) {
+	var ev Event
+	if err := json.Unmarshal(e.Payload, &ev); err != nil || ev.Name == "" {
+		d.log.Warn("dropped malformed event envelope", "app_id", e.AppID, "origin", e.Origin, "err", err)
+		return
+	}
+	for _, channel := range ev.Channels {
+		payload := pusher.EncodeEvent(ev.Name, channel, ev.Data, ev.UserID)
+		frame := connection.TextFrame(payload)
+		if !ev.Client && pusher.KindOf(channel).Cache {
+			d.channels.Remember(e.AppID, channel, payload, frame)
+		}
+		n := d.channels.Broadcast(e.AppID, channel, frame, e.SocketID)
+		if d.debug {
+			d.log.Debug("broadcast", "app_id", e.AppID, "channel", channel, "event", ev.Name, "sockets", n)
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fizz-server/fizz/modules/connection"
+)
+
+// idleTimeout closes an idle HTTP keep-alive connection.
+const idleTimeout = 120 * time.Second
+
+// Server is the node's HTTP and WebSocket listener.
+type Server struct {
+	cfg      Config
+	app      *fiber.App
+	registry *connection.Registry
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	ln   net.Listener
+	done chan struct{} // closed when the listener loop has returned
+}
+
+// New returns a Server whose *fiber.App answers every error as JSON
+// {"error": "..."}. It binds nothing until Start.
+func New(cfg Config, registry *connection.Registry, log *slog.Logger) *Server {
+	s := &Server{cfg: cfg, registry: registry, log: log}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "fizz",
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.MaxRequestSize,
+		IdleTimeout:           idleTimeout,
+		ErrorHandler:          errorHandler(log),
+	})
+	return s
+}
+
+// App returns the *fiber.App routes are mounted on.
+func (s *Server) App() *fiber.App { return s.app }
+
+// errorHandler renders every error as JSON; anything that is not a
+// *fiber.Error is a server fault, logged and answered 500.
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		status, msg := fiber.StatusInternalServerError, "internal server error"
+		var fe *fiber.Error
+		if errors.As(err, &fe) {
+			status, msg = fe.Code, fe.Message
+		} else {
+			log.Error("http handler failed", "method", c.Method(), "path", c.Path(), "err", err)
+		}
+		return c.Status(status).JSON(fiber.Map{"error": msg})
+	}
+}
+
+// Start binds the port, so a busy port fails start, and serves on a
+// goroutine that Stop waits for.
+func (s *Server) Start(context.Context) error {
+	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.done = make(chan struct{})
+	s.mu.Unlock()
+	go func() {
+		defer close(s.done)
+		if err := s.app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("listener stopped", "err", err)
+		}
+	}()
+	s.log.Info("listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the bound address, or "" before Start.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Stop stops accepting, lets HTTP requests in flight finish, then closes
+// every socket with 4200, all within ctx. Fiber's shutdown does not wait for
+// WebSockets, hence the Registry.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	err := s.app.ShutdownWithContext(ctx)
+	if cerr := s.registry.CloseAll(ctx); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("drain sockets: %w", cerr))
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	return err
+}

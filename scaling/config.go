@@ -1,0 +1,15 @@
+package scaling
+
+import "time"
+
+// Config is the scaling part of Fizz's configuration.
+type Config struct {
+	// Enabled joins the cluster over Redis; otherwise Local is used.
+	Enabled bool
+	// Channel is the shared pub/sub channel and the prefix of every key.
+	Channel string
+	// RedisURL locates Redis: redis:// or rediss://, with user, password and db.
+	RedisURL string
+	// Timeout bounds the wait for other nodes' answers to a query.
+	Timeout time.Duration
+}

@@ -1,0 +1,39 @@
+package scaling
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Version is the envelope format this build writes and reads.
+const Version = 1
+
+// Envelope is one message between nodes. Payload's shape depends on Kind and
+// is owned by the Handler of that kind. Envelopes never carry app secrets.
+type Envelope struct {
+	V        int             `json:"v"`
+	Kind     string          `json:"kind"`
+	AppID    string          `json:"app_id,omitempty"`
+	Origin   string          `json:"origin,omitempty"`
+	SocketID string          `json:"socket_id,omitempty"`
+	Payload  json.RawMessage `json:"payload,omitempty"`
+}
+
+// ErrBadEnvelope wraps every reason an incoming envelope is refused.
+var ErrBadEnvelope = errors.New("bad envelope")
+
+// DecodeEnvelope parses and checks an envelope received from another node.
+func DecodeEnvelope(b []byte) (Envelope, error) {
+	var e Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %v", ErrBadEnvelope, err)
+	}
+	if e.V != Version {
+		return Envelope{}, fmt.Errorf("%w: version %d, want %d", ErrBadEnvelope, e.V, Version)
+	}
+	if e.Kind == "" {
+		return Envelope{}, fmt.Errorf("%w: no kind", ErrBadEnvelope)
+	}
+	return e, nil
+}

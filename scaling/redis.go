@@ -1,0 +1,263 @@
+package scaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis link budgets. A command that cannot reach Redis fails within
+// redisIOTimeout, so publishing during an outage fails fast.
+const (
+	redisIOTimeout  = time.Second
+	receivePoll     = 2 * time.Second // idle time after which the link is pinged
+	minBackoff      = 100 * time.Millisecond
+	maxBackoff      = 5 * time.Second
+	loopbackBacklog = 4096
+)
+
+// ErrLocalOnly is returned by Publish while the Redis link is down: the
+// envelope was delivered to this node only, not to the cluster.
+var ErrLocalOnly = errors.New("scaling: redis link is down; delivered to this node only")
+
+// Redis is the cluster PubSubProvider over Redis pub/sub. Every node
+// subscribes to the shared channel and to its own reply channel
+// "{channel}:node:{id}". It mirrors Reverb's RedisPubSubProvider.
+//
+// The subscription loop connects, reconnects with back-off forever and
+// resubscribes; it never ends the process. While the link is down, Publish
+// delivers through a local loopback (so this node's sockets keep working)
+// and returns ErrLocalOnly at once.
+type Redis struct {
+	client  *redis.Client
+	channel string
+	reply   string
+	node    string
+	log     *slog.Logger
+
+	up      atomic.Bool
+	lastErr atomic.Pointer[string]
+
+	loopback chan Envelope
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+var _ PubSubProvider = (*Redis)(nil)
+
+// NewRedis returns a Redis provider for cfg. It performs no I/O.
+func NewRedis(cfg Config, log *slog.Logger) (*Redis, error) {
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("scaling: REDIS_URL: %w", err)
+	}
+	opts.DialTimeout = redisIOTimeout
+	opts.ReadTimeout = redisIOTimeout
+	opts.WriteTimeout = redisIOTimeout
+	// A retried PUBLISH could deliver an event twice: never retry.
+	opts.MaxRetries = -1
+	node := NewNodeID()
+	r := &Redis{
+		client:   redis.NewClient(opts),
+		channel:  cfg.Channel,
+		reply:    cfg.Channel + ":node:" + node,
+		node:     node,
+		log:      log,
+		loopback: make(chan Envelope, loopbackBacklog),
+	}
+	r.setDown(errors.New("not connected yet"))
+	return r, nil
+}
+
+// Node returns this node's id.
+func (r *Redis) Node() string { return r.node }
+
+// Client returns the Redis client, for the cluster state kept in Redis.
+func (r *Redis) Client() *redis.Client { return r.client }
+
+// Ping reports the link state without a round trip: nil while subscribed.
+func (r *Redis) Ping(context.Context) error {
+	if r.up.Load() {
+		return nil
+	}
+	return fmt.Errorf("redis link down: %s", *r.lastErr.Load())
+}
+
+func (r *Redis) setDown(err error) {
+	msg := err.Error()
+	r.lastErr.Store(&msg)
+	r.up.Store(false)
+}
+
+// Publish sends e to every node and reports how many received it. While
+// the link is down it delivers e to this node only and returns ErrLocalOnly.
+func (r *Redis) Publish(ctx context.Context, e Envelope) (int64, error) {
+	e.V, e.Origin = Version, r.node
+	b, err := json.Marshal(e)
+	if err != nil {
+		return 0, fmt.Errorf("encode envelope: %w", err)
+	}
+	if r.up.Load() {
+		n, err := r.client.Publish(ctx, r.channel, b).Result()
+		if err == nil {
+			return n, nil
+		}
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		r.log.Warn("publish failed; delivering locally", "err", err)
+	}
+	return 1, errors.Join(ErrLocalOnly, r.deliverLocally(ctx, e))
+}
+
+// deliverLocally queues e on the loopback, waiting while it is full.
+func (r *Redis) deliverLocally(ctx context.Context, e Envelope) error {
+	select {
+	case r.loopback <- e:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Reply sends e to one node's reply channel.
+func (r *Redis) Reply(ctx context.Context, node string, e Envelope) error {
+	e.V, e.Origin = Version, r.node
+	if node == r.node && !r.up.Load() {
+		select {
+		case r.loopback <- e:
+			return nil
+		default:
+			return ErrReplyDropped
+		}
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode envelope: %w", err)
+	}
+	return r.client.Publish(ctx, r.channel+":node:"+node, b).Err()
+}
+
+// Subscribe starts the subscription loop and the loopback; it does not
+// wait for Redis.
+func (r *Redis) Subscribe(_ context.Context, deliver func(context.Context, Envelope)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.started {
+		return errors.New("scaling: already subscribed")
+	}
+	r.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		r.receiveLoop(ctx, deliver)
+	}()
+	go func() {
+		defer r.wg.Done()
+		for {
+			select {
+			case e := <-r.loopback:
+				deliver(ctx, e)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// receiveLoop keeps a subscription alive until ctx ends.
+func (r *Redis) receiveLoop(ctx context.Context, deliver func(context.Context, Envelope)) {
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		err := r.session(ctx, deliver, func() { backoff = minBackoff })
+		if ctx.Err() != nil {
+			return
+		}
+		wasUp := r.up.Load()
+		r.setDown(err)
+		if wasUp {
+			r.log.Error("redis link lost; reconnecting", "err", err)
+		} else {
+			r.log.Debug("redis still unreachable", "err", err, "retry_in", backoff)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// session subscribes once and delivers until the link fails.
+func (r *Redis) session(ctx context.Context, deliver func(context.Context, Envelope), connected func()) error {
+	ps := r.client.Subscribe(ctx, r.channel, r.reply)
+	defer ps.Close()
+	for confirmed := 0; confirmed < 2; {
+		msg, err := ps.ReceiveTimeout(ctx, redisIOTimeout*2)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", r.channel, err)
+		}
+		if _, ok := msg.(*redis.Subscription); ok {
+			confirmed++
+		}
+	}
+	r.up.Store(true)
+	connected()
+	r.log.Info("redis link up", "channel", r.channel, "node", r.node)
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, receivePoll)
+		var ne net.Error
+		switch {
+		case err != nil && errors.As(err, &ne) && ne.Timeout():
+			// Quiet link: check it is still alive.
+			if err := ps.Ping(ctx); err != nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			continue
+		case err != nil:
+			return err
+		}
+		m, ok := msg.(*redis.Message)
+		if !ok {
+			continue // a pong or a subscription change
+		}
+		e, err := DecodeEnvelope([]byte(m.Payload))
+		if err != nil {
+			r.log.Warn("dropped envelope", "err", err)
+			continue
+		}
+		deliver(ctx, e)
+	}
+}
+
+// Close stops the loops, waits for them and closes the client.
+func (r *Redis) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	cancel := r.cancel
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	r.wg.Wait()
+	r.up.Store(false)
+	return r.client.Close()
+}
