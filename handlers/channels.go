@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/url"
 	"sort"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/metrics"
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/scaling"
 )
 
 // ChannelsController answers the channel queries of the HTTP API for the
@@ -16,11 +18,12 @@ import (
 // and ChannelUsersController.
 type ChannelsController struct {
 	metrics *metrics.Handler
+	state   scaling.State
 }
 
 // NewChannelsController returns the controller.
-func NewChannelsController(m *metrics.Handler) *ChannelsController {
-	return &ChannelsController{metrics: m}
+func NewChannelsController(m *metrics.Handler, state scaling.State) *ChannelsController {
+	return &ChannelsController{metrics: m, state: state}
 }
 
 // channelParam returns the unescaped, validated channel of the route.
@@ -67,7 +70,6 @@ func (h *ChannelsController) Show(c *fiber.Ctx) error {
 	res, err := h.metrics.Gather(c.UserContext(), app.ID, metrics.Query{
 		Names: []string{name},
 		Users: kind.Presence,
-		Cache: kind.Cache,
 	})
 	if err != nil {
 		return gatherError(err)
@@ -75,10 +77,16 @@ func (h *ChannelsController) Show(c *fiber.Ctx) error {
 	ch := res.Channels[name]
 	out := info.attributes(name, ch)
 	out["occupied"] = ch != nil && ch.Subscriptions > 0
-	if ch != nil && ch.Cache != nil {
+	if kind.Cache {
 		// Reverb's cache attribute: the last event of a cache channel,
 		// kept with no subscribers too.
-		out["cache"] = ch.Cache
+		payload, ok, err := h.state.LastEvent(c.UserContext(), app.ID, name)
+		if err != nil {
+			return gatherError(err)
+		}
+		if ok {
+			out["cache"] = json.RawMessage(payload)
+		}
 	}
 	return c.JSON(out)
 }

@@ -29,11 +29,36 @@ var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
 type EventsController struct {
 	dispatcher *dispatcher.Dispatcher
 	metrics    *metrics.Handler
+	state      scaling.State
 }
 
 // NewEventsController returns the controller.
-func NewEventsController(d *dispatcher.Dispatcher, m *metrics.Handler) *EventsController {
-	return &EventsController{dispatcher: d, metrics: m}
+func NewEventsController(d *dispatcher.Dispatcher, m *metrics.Handler, state scaling.State) *EventsController {
+	return &EventsController{dispatcher: d, metrics: m, state: state}
+}
+
+// publish remembers ev as the last event of its cache channels, then
+// dispatches it to the cluster. A cache that cannot be written does not
+// stop the delivery, but the answer says so.
+func (e *EventsController) publish(c *fiber.Ctx, appID string, ev dispatcher.Event, except string) error {
+	ctx := c.UserContext()
+	var cacheErr error
+	for _, channel := range ev.Channels {
+		if !pusher.KindOf(channel).Cache {
+			continue
+		}
+		payload := pusher.EncodeEvent(ev.Name, channel, ev.Data, "")
+		if err := e.state.RememberEvent(ctx, appID, channel, payload); err != nil && cacheErr == nil {
+			cacheErr = err
+		}
+	}
+	if err := e.dispatcher.Dispatch(ctx, appID, ev, except); err != nil {
+		return publishError(err)
+	}
+	if cacheErr != nil {
+		return apiError(fiber.StatusServiceUnavailable, "the event was delivered but not kept as the cache channel's last event: %v", cacheErr)
+	}
+	return nil
 }
 
 // triggerRequest is the body of POST events (and one batch item).
@@ -124,8 +149,8 @@ func (e *EventsController) Trigger(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := e.dispatcher.Dispatch(c.UserContext(), app.ID, ev, except); err != nil {
-		return publishError(err)
+	if err := e.publish(c, app.ID, ev, except); err != nil {
+		return err
 	}
 	info := parseInfo(req.infoString())
 	if !info.any() {
@@ -176,8 +201,8 @@ func (e *EventsController) Batch(c *fiber.Ctx) error {
 		wantInfo = wantInfo || infos[i].any()
 	}
 	for i, ev := range events {
-		if err := e.dispatcher.Dispatch(c.UserContext(), app.ID, ev, excepts[i]); err != nil {
-			return publishError(err)
+		if err := e.publish(c, app.ID, ev, excepts[i]); err != nil {
+			return err
 		}
 	}
 	if !wantInfo {

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sort"
 	"strings"
 	"time"
+
+	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/channels"
@@ -24,14 +27,26 @@ const publishTimeout = 5 * time.Second
 // ClientEvent. Each socket's frames are handled on its reader goroutine.
 type MessageHandler struct {
 	channels   *channels.Manager
+	share      *channels.ShareSource
+	state      scaling.State
 	dispatcher *dispatcher.Dispatcher
 	log        *slog.Logger
 	now        func() time.Time
 }
 
+// MessageHandlerParams lists what NewMessageHandler takes.
+type MessageHandlerParams struct {
+	fx.In
+	Channels   *channels.Manager
+	Share      *channels.ShareSource
+	State      scaling.State
+	Dispatcher *dispatcher.Dispatcher
+	Log        *slog.Logger
+}
+
 // NewMessageHandler returns a MessageHandler.
-func NewMessageHandler(manager *channels.Manager, d *dispatcher.Dispatcher, log *slog.Logger) *MessageHandler {
-	return &MessageHandler{channels: manager, dispatcher: d, log: log, now: time.Now}
+func NewMessageHandler(p MessageHandlerParams) *MessageHandler {
+	return &MessageHandler{channels: p.Channels, share: p.Share, state: p.State, dispatcher: p.Dispatcher, log: p.Log, now: time.Now}
 }
 
 var (
@@ -143,37 +158,86 @@ func (h *MessageHandler) subscribe(ctx context.Context, c *connection.Conn, f pu
 	if !kind.Presence {
 		member = nil
 	}
-	joined, err := h.channels.Subscribe(c, s.Channel, member)
-	if errors.Is(err, channels.ErrMembersLimit) {
+	if c.Subscribed(s.Channel) {
+		// Subscribing twice changes nothing; the client hears success again.
+		return h.succeeded(ctx, c, s.Channel, kind)
+	}
+	var added bool
+	var joinErr error
+	h.share.Change(func() {
+		if kind.Presence {
+			added, joinErr = h.state.JoinPresence(ctx, app.ID, s.Channel, member.UserID, member.UserInfo, app.MaxPresenceMembers)
+			if joinErr != nil {
+				return
+			}
+		}
+		h.channels.Subscribe(c, s.Channel, member)
+	})
+	switch {
+	case errors.Is(joinErr, scaling.ErrMembersLimit):
 		subscriptionError(c, s.Channel, "LimitReached", "The presence channel has reached its member limit", 403)
 		return nil
+	case joinErr != nil:
+		h.log.Warn("presence join failed", "app_id", app.ID, "channel", s.Channel, "err", joinErr)
+		subscriptionError(c, s.Channel, "Unavailable", "The presence state of the cluster is unavailable; retry later", 503)
+		return nil
 	}
-	if err != nil {
+	if err := h.succeeded(ctx, c, s.Channel, kind); err != nil {
 		return err
 	}
-	data := emptyDataJSON
-	if kind.Presence {
-		body, _ := json.Marshal(struct {
-			Presence channels.Presence `json:"presence"`
-		}{joined.Channel.Presence()})
-		data = pusher.StringData(body)
+	if kind.Cache {
+		h.replayCache(ctx, c, s.Channel)
 	}
-	c.Send(pusher.EncodeEvent(pusher.EventSubscriptionSucceeded, s.Channel, data, ""))
-	if kind.Cache && !joined.Already {
-		if frame, ok := h.channels.Cached(app.ID, s.Channel); ok {
-			c.SendFrame(frame)
-		} else {
-			c.Send(pusher.EncodeEvent(pusher.EventCacheMiss, s.Channel, nil, ""))
-		}
-	}
-	if joined.NewMember {
-		body, _ := json.Marshal(struct {
-			UserID   string          `json:"user_id"`
-			UserInfo json.RawMessage `json:"user_info,omitempty"`
-		}{member.UserID, member.UserInfo})
-		return h.publish(ctx, app, s.Channel, pusher.EventMemberAdded, pusher.StringData(body), c.ID())
+	if added {
+		return h.dispatcher.MemberAdded(ctx, app.ID, s.Channel, member.UserID, member.UserInfo, c.ID())
 	}
 	return nil
+}
+
+// succeeded sends pusher_internal:subscription_succeeded, with the member
+// list of the whole cluster on presence channels.
+func (h *MessageHandler) succeeded(ctx context.Context, c *connection.Conn, channel string, kind pusher.Kind) error {
+	data := emptyDataJSON
+	if kind.Presence {
+		members, err := h.state.PresenceMembers(ctx, c.App().ID, channel)
+		if err != nil {
+			return err
+		}
+		p := presence{IDs: make([]string, 0, len(members)), Hash: members, Count: len(members)}
+		for id := range members {
+			p.IDs = append(p.IDs, id)
+		}
+		sort.Strings(p.IDs)
+		body, err := json.Marshal(struct {
+			Presence presence `json:"presence"`
+		}{p})
+		if err != nil {
+			return err
+		}
+		data = pusher.StringData(body)
+	}
+	c.Send(pusher.EncodeEvent(pusher.EventSubscriptionSucceeded, channel, data, ""))
+	return nil
+}
+
+// presence is the member list of subscription_succeeded.
+type presence struct {
+	IDs   []string                   `json:"ids"`
+	Hash  map[string]json.RawMessage `json:"hash"`
+	Count int                        `json:"count"`
+}
+
+// replayCache sends a cache channel's last event, or pusher:cache_miss.
+func (h *MessageHandler) replayCache(ctx context.Context, c *connection.Conn, channel string) {
+	payload, ok, err := h.state.LastEvent(ctx, c.App().ID, channel)
+	if err != nil {
+		h.log.Warn("reading a cache channel's last event", "app_id", c.App().ID, "channel", channel, "err", err)
+	}
+	if ok {
+		c.Send(payload)
+		return
+	}
+	c.Send(pusher.EncodeEvent(pusher.EventCacheMiss, channel, nil, ""))
 }
 
 // authorised checks a private channel's auth signature; a server-to-user
@@ -191,27 +255,48 @@ func (h *MessageHandler) unsubscribe(ctx context.Context, c *connection.Conn, f 
 	if err != nil {
 		return err
 	}
-	if gone := h.channels.Unsubscribe(c, s.Channel); gone != "" {
-		return h.memberRemoved(ctx, c.App(), s.Channel, gone)
+	app := c.App()
+	var removed bool
+	var err2 error
+	h.share.Change(func() {
+		if user := h.channels.Unsubscribe(c, s.Channel); user != "" {
+			removed, err2 = h.state.LeavePresence(ctx, app.ID, s.Channel, user)
+		}
+	})
+	if err2 != nil {
+		h.log.Warn("presence leave failed", "app_id", app.ID, "channel", s.Channel, "err", err2)
+	}
+	if removed {
+		return h.dispatcher.MemberRemoved(ctx, app.ID, s.Channel, c.UserID())
 	}
 	return nil
 }
 
 // Disconnected cleans up after a socket that has finished: it leaves every
-// channel and presence members whose last socket it was are announced.
+// channel, and presence members whose last socket it was anywhere in the
+// cluster are announced.
 func (h *MessageHandler) Disconnected(ctx context.Context, c *connection.Conn) {
-	for _, left := range h.channels.Disconnect(c) {
-		if err := h.memberRemoved(ctx, c.App(), left.Channel, left.UserID); err != nil && !errors.Is(err, scaling.ErrLocalOnly) {
-			h.log.Error("announcing member_removed", "app_id", c.App().ID, "channel", left.Channel, "err", err)
+	app := c.App()
+	var gone []channels.Left
+	h.share.Change(func() {
+		for _, left := range h.channels.Disconnect(c) {
+			if left.UserID == "" {
+				continue
+			}
+			removed, err := h.state.LeavePresence(ctx, app.ID, left.Channel, left.UserID)
+			if err != nil {
+				h.log.Warn("presence leave failed", "app_id", app.ID, "channel", left.Channel, "err", err)
+			}
+			if removed {
+				gone = append(gone, left)
+			}
+		}
+	})
+	for _, left := range gone {
+		if err := h.dispatcher.MemberRemoved(ctx, app.ID, left.Channel, left.UserID); err != nil && !errors.Is(err, scaling.ErrLocalOnly) {
+			h.log.Error("announcing member_removed", "app_id", app.ID, "channel", left.Channel, "err", err)
 		}
 	}
-}
-
-func (h *MessageHandler) memberRemoved(ctx context.Context, app *apps.App, channel, userID string) error {
-	body, _ := json.Marshal(struct {
-		UserID string `json:"user_id"`
-	}{userID})
-	return h.publish(ctx, app, channel, pusher.EventMemberRemoved, pusher.StringData(body), "")
 }
 
 // signin authenticates the socket as a user (pusher:signin), so that it may
@@ -292,13 +377,6 @@ func (h *MessageHandler) clientEvent(ctx context.Context, c *connection.Conn, f 
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	return h.dispatcher.Dispatch(ctx, app.ID, ev, c.ID())
-}
-
-func (h *MessageHandler) publish(ctx context.Context, app *apps.App, channel, event string, data json.RawMessage, exceptID string) error {
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	ev := dispatcher.Event{Channels: []string{channel}, Name: event, Data: data}
-	return h.dispatcher.Dispatch(ctx, app.ID, ev, exceptID)
 }
 
 // clip shortens client-supplied text echoed in an error.

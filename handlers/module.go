@@ -8,7 +8,6 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/apps"
-	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -24,7 +23,7 @@ type Config struct {
 var Module = fx.Module("handlers",
 	fx.Provide(
 		NewMessageHandler,
-		newWebSocket,
+		NewWebSocket,
 		newSignature,
 		NewEventsController,
 		NewChannelsController,
@@ -34,10 +33,6 @@ var Module = fx.Module("handlers",
 	fx.Invoke(Register),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "handlers") }),
 )
-
-func newWebSocket(p *apps.Provider, r *connection.Registry, m *MessageHandler, log *slog.Logger, cfg Config) *WebSocket {
-	return NewWebSocket(p, r, m, log, cfg.Debug)
-}
 
 func newSignature(p *apps.Provider, cfg Config) *Signature { return NewSignature(p, cfg.Path) }
 

@@ -14,10 +14,13 @@ import (
 	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/scaling"
 )
 
 // readLimitFactor sets the hard read limit as a multiple of the app's
@@ -35,6 +38,8 @@ const (
 type WebSocket struct {
 	apps     *apps.Provider
 	registry *connection.Registry
+	share    *channels.ShareSource
+	state    scaling.State
 	messages *MessageHandler
 	log      *slog.Logger
 	debug    bool
@@ -42,9 +47,30 @@ type WebSocket struct {
 	ctx      context.Context // lifetime of every socket's context
 }
 
+// WebSocketParams lists what NewWebSocket takes.
+type WebSocketParams struct {
+	fx.In
+	Apps     *apps.Provider
+	Registry *connection.Registry
+	Share    *channels.ShareSource
+	State    scaling.State
+	Messages *MessageHandler
+	Log      *slog.Logger
+	Config   Config
+}
+
 // NewWebSocket returns the endpoint.
-func NewWebSocket(provider *apps.Provider, registry *connection.Registry, messages *MessageHandler, log *slog.Logger, debug bool) *WebSocket {
-	w := &WebSocket{apps: provider, registry: registry, messages: messages, log: log, debug: debug, ctx: context.Background()}
+func NewWebSocket(p WebSocketParams) *WebSocket {
+	w := &WebSocket{
+		apps:     p.Apps,
+		registry: p.Registry,
+		share:    p.Share,
+		state:    p.State,
+		messages: p.Messages,
+		log:      p.Log,
+		debug:    p.Config.Debug,
+		ctx:      context.Background(),
+	}
 	w.upgrade = websocket.New(w.serve, websocket.Config{
 		ReadBufferSize:  readBufferSize,
 		WriteBufferSize: 512,
@@ -141,19 +167,51 @@ func (w *WebSocket) serve(ws *websocket.Conn) {
 	})
 	ws.SetReadLimit(int64(max(app.MaxMessageSize*readLimitFactor, minHardLimit)))
 
-	switch err := w.registry.Add(c); {
-	case errors.Is(err, connection.ErrOverQuota):
-		c.Close(pusher.Fatalf(pusher.CodeOverQuota, "Application is over connection quota"))
-	case errors.Is(err, connection.ErrDraining):
-		c.Close(pusher.Fatalf(pusher.CodeGeneric, "Server is restarting"))
-	case err == nil:
-		defer w.registry.Remove(c)
+	if err := w.admit(ctx, c); err != nil {
+		c.Close(err)
+	} else {
+		defer w.release(ctx, c)
 		c.Send(Established(c))
 	}
 
 	gone := w.readLoop(ctx, ws, c)
 	c.Finish(gone)
 	w.messages.Disconnected(ctx, c)
+}
+
+// admit counts c against its app's cluster-wide connection cap and
+// registers it. A shared state that cannot be reached admits the socket: a
+// Redis outage must not lock clients out; the count is restored when the
+// node re-asserts its share.
+func (w *WebSocket) admit(ctx context.Context, c *connection.Conn) *pusher.Error {
+	var perr *pusher.Error
+	w.share.Change(func() {
+		app := c.App()
+		if err := w.registry.Add(c); err != nil {
+			perr = pusher.Fatalf(pusher.CodeGeneric, "Server is restarting")
+			return
+		}
+		ok, err := w.state.AddConnection(ctx, app.ID, app.MaxConnections)
+		if err != nil {
+			w.log.Warn("counting a connection failed; admitting it", "err", err)
+			return
+		}
+		if !ok {
+			w.registry.Remove(c)
+			perr = pusher.Fatalf(pusher.CodeOverQuota, "Application is over connection quota")
+		}
+	})
+	return perr
+}
+
+// release undoes admit.
+func (w *WebSocket) release(ctx context.Context, c *connection.Conn) {
+	w.share.Change(func() {
+		w.registry.Remove(c)
+		if err := w.state.RemoveConnection(ctx, c.App().ID); err != nil {
+			w.log.Warn("uncounting a connection failed", "err", err)
+		}
+	})
 }
 
 // readLoop reads frames until the socket ends and reports whether the

@@ -12,4 +12,7 @@ type Config struct {
 	RedisURL string
 	// Timeout bounds the wait for other nodes' answers to a query.
 	Timeout time.Duration
+	// Lease is how long a silent node's share of the shared state
+	// survives it (DefaultLease when zero).
+	Lease time.Duration
 }

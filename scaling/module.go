@@ -11,7 +11,7 @@ import (
 // subscription loop with the app; the loop routes each envelope to the
 // Handler of its kind from the "scaling.handlers" group.
 var Module = fx.Module("scaling",
-	fx.Provide(newProvider),
+	fx.Provide(newProvider, newState),
 	fx.Invoke(startSubscription),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "scaling") }),
 )
@@ -23,6 +23,15 @@ func newProvider(cfg Config, log *slog.Logger) (PubSubProvider, error) {
 		return NewLocal(), nil
 	}
 	return NewRedis(cfg, log)
+}
+
+// newState returns the shared State that goes with the provider: in Redis
+// beside a Redis provider, in memory otherwise.
+func newState(cfg Config, p PubSubProvider, log *slog.Logger) State {
+	if r, ok := p.(*Redis); ok {
+		return NewRedisState(r.Client(), cfg.Channel, r.Node(), cfg.Lease, log)
+	}
+	return NewLocalState()
 }
 
 type subscriptionParams struct {

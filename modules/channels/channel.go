@@ -87,41 +87,32 @@ func (ch *Channel) add(c *connection.Conn, m *pusher.Member) (newUser bool) {
 	return !ok
 }
 
-// remove unsubscribes c and returns the user id whose last socket left, if
-// any. Caller holds the app's write lock.
-func (ch *Channel) remove(c *connection.Conn) (goneUser string, was bool) {
+// remove unsubscribes c and returns the presence user it was subscribed
+// as, if any. Caller holds the app's write lock.
+func (ch *Channel) remove(c *connection.Conn) (userID string) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	userID, ok := ch.subs[c]
 	if !ok {
-		return "", false
+		return ""
 	}
 	delete(ch.subs, c)
 	ch.snapshot = nil
 	if ch.members == nil || userID == "" {
-		return "", true
+		return ""
 	}
 	if mem := ch.members[userID]; mem != nil {
 		if mem.sockets--; mem.sockets <= 0 {
 			delete(ch.members, userID)
-			return userID, true
 		}
 	}
-	return "", true
+	return userID
 }
 
 func (ch *Channel) empty() bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	return len(ch.subs) == 0
-}
-
-// hasMember reports whether userID is a member. Caller holds the app lock.
-func (ch *Channel) hasMember(userID string) bool {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	_, ok := ch.members[userID]
-	return ok
 }
 
 // Info returns the channel's counts on this node.

@@ -1,47 +1,29 @@
 package channels
 
 import (
-	"errors"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/pusher"
 )
 
-// CacheTTL is how long the last event of a cache channel is kept, with or
-// without subscribers.
-const CacheTTL = 30 * time.Minute
-
-// ErrMembersLimit is returned when a presence channel is full.
-var ErrMembersLimit = errors.New("presence channel is full")
-
 // Manager holds the channels of every app on this node.
 type Manager struct {
 	mu   sync.Mutex
 	apps map[string]*appState
-	now  func() time.Time
 }
 
 type appState struct {
 	mu       sync.RWMutex
 	channels map[string]*Channel
 	users    map[string]map[*connection.Conn]struct{}
-	cache    map[string]cachedEvent
-	pruned   time.Time // when expired cache entries were last dropped
-}
-
-type cachedEvent struct {
-	payload []byte // the event's JSON
-	frame   []byte // the same, framed for the wire
-	at      time.Time
 }
 
 // NewManager returns an empty Manager.
 func NewManager() *Manager {
-	return &Manager{apps: make(map[string]*appState), now: time.Now}
+	return &Manager{apps: make(map[string]*appState)}
 }
 
 func (m *Manager) app(appID string) *appState {
@@ -52,7 +34,6 @@ func (m *Manager) app(appID string) *appState {
 		a = &appState{
 			channels: make(map[string]*Channel),
 			users:    make(map[string]map[*connection.Conn]struct{}),
-			cache:    make(map[string]cachedEvent),
 		}
 		m.apps[appID] = a
 	}
@@ -63,16 +44,15 @@ func (m *Manager) app(appID string) *appState {
 type Joined struct {
 	Channel *Channel
 	// NewMember is true when the member's user had no other socket on the
-	// presence channel: the others must hear member_added.
+	// presence channel on this node.
 	NewMember bool
 	// Already is true when the socket was subscribed before.
 	Already bool
 }
 
-// Subscribe adds c to channel, as member m on presence channels (m is nil
-// elsewhere). A presence channel refuses a new user beyond the app's
-// MaxPresenceMembers with ErrMembersLimit.
-func (m *Manager) Subscribe(c *connection.Conn, channel string, mem *pusher.Member) (Joined, error) {
+// Subscribe adds c to channel, as member mem on presence channels (mem is
+// nil elsewhere). Limits on members are the shared state's to enforce.
+func (m *Manager) Subscribe(c *connection.Conn, channel string, mem *pusher.Member) Joined {
 	a := m.app(c.App().ID)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -82,24 +62,19 @@ func (m *Manager) Subscribe(c *connection.Conn, channel string, mem *pusher.Memb
 		_, already := ch.subs[c]
 		ch.mu.Unlock()
 		if already {
-			return Joined{Channel: ch, Already: true}, nil
+			return Joined{Channel: ch, Already: true}
 		}
 	} else {
 		ch = newChannel(channel)
 	}
-	if ch.members != nil && mem != nil && !ch.hasMember(mem.UserID) {
-		if _, users := ch.counts(); users >= c.App().MaxPresenceMembers {
-			return Joined{}, ErrMembersLimit
-		}
-	}
 	a.channels[channel] = ch
 	newMember := ch.add(c, mem)
 	c.AddChannel(channel)
-	return Joined{Channel: ch, NewMember: newMember}, nil
+	return Joined{Channel: ch, NewMember: newMember}
 }
 
-// Unsubscribe removes c from channel. It returns the user id whose last
-// socket left a presence channel (the others must hear member_removed).
+// Unsubscribe removes c from channel. On a presence channel it returns the
+// user id c was subscribed as ("" elsewhere, or when c was not subscribed).
 func (m *Manager) Unsubscribe(c *connection.Conn, channel string) (goneUser string) {
 	a := m.app(c.App().ID)
 	a.mu.Lock()
@@ -107,14 +82,14 @@ func (m *Manager) Unsubscribe(c *connection.Conn, channel string) (goneUser stri
 	return a.unsubscribeLocked(c, channel)
 }
 
-// Left is a presence member that left when its last socket did.
+// Left is a presence subscription a socket gave up.
 type Left struct {
 	Channel string
 	UserID  string
 }
 
 // Disconnect unsubscribes c from every channel and forgets its user. It
-// returns the presence members whose last socket it was.
+// returns the presence subscriptions c held.
 func (m *Manager) Disconnect(c *connection.Conn) []Left {
 	a := m.app(c.App().ID)
 	a.mu.Lock()
@@ -142,11 +117,11 @@ func (a *appState) unsubscribeLocked(c *connection.Conn, channel string) string 
 	if !ok {
 		return ""
 	}
-	gone, _ := ch.remove(c)
+	user := ch.remove(c)
 	if ch.empty() {
 		delete(a.channels, channel)
 	}
-	return gone
+	return user
 }
 
 // AddUser indexes c under its user id, for terminate_connections.
@@ -224,48 +199,4 @@ func (m *Manager) Channels(appID, prefix string) []Info {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-// Remember keeps an event (its JSON payload and its frame) as the last
-// event of a cache channel for CacheTTL.
-func (m *Manager) Remember(appID, channel string, payload, frame []byte) {
-	a := m.app(appID)
-	now := m.now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cache[channel] = cachedEvent{payload: payload, frame: frame, at: now}
-	// Expired entries are dropped at most once a minute, so the map stays
-	// bounded by the channels used within one TTL without a scan per event.
-	if now.Sub(a.pruned) < time.Minute {
-		return
-	}
-	a.pruned = now
-	for name, e := range a.cache {
-		if now.Sub(e.at) > CacheTTL {
-			delete(a.cache, name)
-		}
-	}
-}
-
-// Cached returns the framed last event of a cache channel, if one is fresh.
-func (m *Manager) Cached(appID, channel string) ([]byte, bool) {
-	e, ok := m.cached(appID, channel)
-	return e.frame, ok
-}
-
-// CachedPayload returns the JSON of the last event of a cache channel.
-func (m *Manager) CachedPayload(appID, channel string) ([]byte, bool) {
-	e, ok := m.cached(appID, channel)
-	return e.payload, ok
-}
-
-func (m *Manager) cached(appID, channel string) (cachedEvent, bool) {
-	a := m.app(appID)
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	e, ok := a.cache[channel]
-	if !ok || m.now().Sub(e.at) > CacheTTL {
-		return cachedEvent{}, false
-	}
-	return e, true
 }

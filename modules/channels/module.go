@@ -1,8 +1,14 @@
 package channels
 
-import "go.uber.org/fx"
+import (
+	"go.uber.org/fx"
 
-// Module provides the node's *Manager.
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// Module provides the node's *Manager and its share of the cluster state.
 var Module = fx.Module("channels",
 	fx.Provide(NewManager),
+	fx.Provide(NewShareSource),
+	fx.Provide(func(s *ShareSource) scaling.ShareSource { return s }),
 )

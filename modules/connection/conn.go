@@ -1,6 +1,7 @@
 package connection
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -46,6 +47,7 @@ type Conn struct {
 	final     [][]byte // written instead of the queue once closing
 	writing   bool     // a writer goroutine runs
 	writers   sync.WaitGroup
+	cut       bool // Finish(true): the peer is gone, no write may start
 	closeCode int
 	userID    string
 	onClose   []func()
@@ -75,7 +77,11 @@ func New(id string, app *apps.App, transport net.Conn, log *slog.Logger, debug b
 		tokensAt:   time.Now(),
 	}
 	c.Touch()
+	// checkAlive reads c.timer after taking c.mu: assigning it under c.mu
+	// orders the write before a timer that fires at once.
+	c.mu.Lock()
 	c.timer = time.AfterFunc(app.PingInterval, c.checkAlive)
+	c.mu.Unlock()
 	return c
 }
 
@@ -264,6 +270,10 @@ func (c *Conn) Finish(gone bool) {
 	c.mu.Lock()
 	c.state = stateClosed
 	c.queue, c.spare = nil, nil
+	if gone {
+		c.final = nil // nobody is left to read our close frame
+		c.cut = true
+	}
 	onClose := c.onClose
 	c.onClose = nil
 	c.mu.Unlock()
@@ -299,9 +309,11 @@ func (c *Conn) writeLoop() {
 		var batch [][]byte
 		final := false
 		switch {
-		case c.state == stateClosed:
 		case c.final != nil:
+			// Still written after Finish(false): the answer to the
+			// client's close frame must go out (RFC 6455 5.5.1).
 			batch, c.final, final = c.final, nil, true
+		case c.state == stateClosed:
 		case len(c.queue) > 0:
 			batch = c.queue
 			c.queue, c.spare = c.spare, nil
@@ -348,6 +360,14 @@ func (c *Conn) write(frames [][]byte) error {
 	if err := c.transport.SetWriteDeadline(time.Now().Add(WriteTimeout)); err != nil {
 		return err
 	}
+	// Finish(true) may have set its past deadline just before ours; it
+	// sets cut first, so checking cut after our deadline closes the gap.
+	c.mu.Lock()
+	cut := c.cut
+	c.mu.Unlock()
+	if cut {
+		return errPeerGone
+	}
 	_, err := c.transport.Write(*buf)
 	return err
 }
@@ -383,6 +403,9 @@ func (c *Conn) checkAlive() {
 	}
 	c.timer.Reset(pongWindow(interval))
 }
+
+// errPeerGone ends a write that would start after Finish(true).
+var errPeerGone = errors.New("connection: peer gone")
 
 var pingFrame = pusher.EncodeEvent(pusher.EventPing, "", []byte("{}"), "")
 

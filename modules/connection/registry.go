@@ -8,9 +8,6 @@ import (
 	"github.com/fizz-server/fizz/modules/pusher"
 )
 
-// ErrOverQuota is returned by Registry.Add when the app's connection cap is reached.
-var ErrOverQuota = errors.New("connection quota reached")
-
 // ErrDraining is returned by Registry.Add once CloseAll has begun.
 var ErrDraining = errors.New("server is shutting down")
 
@@ -29,16 +26,13 @@ func NewRegistry() *Registry {
 	return &Registry{conns: make(map[*Conn]struct{}), perApp: make(map[string]int)}
 }
 
-// Add registers c unless its app already has MaxConnections sockets here
-// (0 means no cap) or the node is draining.
+// Add registers c unless the node is draining. The app's connection cap
+// holds for the cluster and is the shared state's to enforce.
 func (r *Registry) Add(c *Conn) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.draining {
 		return ErrDraining
-	}
-	if limit := c.app.MaxConnections; limit > 0 && r.perApp[c.app.ID] >= limit {
-		return ErrOverQuota
 	}
 	r.conns[c] = struct{}{}
 	r.perApp[c.app.ID]++
@@ -67,6 +61,17 @@ func (r *Registry) Count(appID string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.perApp[appID]
+}
+
+// Counts returns the number of live sockets per app on this node.
+func (r *Registry) Counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.perApp))
+	for app, n := range r.perApp {
+		out[app] = n
+	}
+	return out
 }
 
 // CloseAll refuses new sockets, closes every live one with 4200 "Server is

@@ -22,8 +22,7 @@ type Event struct {
 	Data     json.RawMessage `json:"data"`
 	// UserID is set on client events on presence channels.
 	UserID string `json:"user_id,omitempty"`
-	// Client marks a client event: it never becomes a cache channel's
-	// last event.
+	// Client marks a client event.
 	Client bool `json:"client,omitempty"`
 }
 
@@ -73,11 +72,7 @@ func (d *Dispatcher) Handle(_ context.Context, e scaling.Envelope) {
 		return
 	}
 	for _, channel := range ev.Channels {
-		payload := pusher.EncodeEvent(ev.Name, channel, ev.Data, ev.UserID)
-		frame := connection.TextFrame(payload)
-		if !ev.Client && pusher.KindOf(channel).Cache {
-			d.channels.Remember(e.AppID, channel, payload, frame)
-		}
+		frame := connection.TextFrame(pusher.EncodeEvent(ev.Name, channel, ev.Data, ev.UserID))
 		n := d.channels.Broadcast(e.AppID, channel, frame, e.SocketID)
 		if d.debug {
 			d.log.Debug("broadcast", "app_id", e.AppID, "channel", channel, "event", ev.Name, "sockets", n)

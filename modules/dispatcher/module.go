@@ -1,17 +1,43 @@
 package dispatcher
 
 import (
+	"context"
 	"log/slog"
+	"sync"
 
 	"github.com/fizz-server/fizz/scaling"
 	"go.uber.org/fx"
 )
 
 // Module provides *Dispatcher and registers it as the handler of "event"
-// envelopes, and the Terminator as the handler of "terminate" envelopes.
+// envelopes, and the Terminator as the handler of "terminate" envelopes. It
+// runs the shared state's upkeep (scaling.State.Run) while the app runs.
 var Module = fx.Module("dispatcher",
 	fx.Provide(New),
 	fx.Provide(scaling.AsHandler(func(d *Dispatcher) *Dispatcher { return d })),
 	fx.Provide(scaling.AsHandler(NewTerminator)),
+	fx.Invoke(runState),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "dispatcher") }),
 )
+
+// runState keeps this node's share of the shared state alive for the life
+// of the app; the presence changes it finds are announced as member events.
+func runState(lc fx.Lifecycle, state scaling.State, source scaling.ShareSource, d *Dispatcher) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				state.Run(ctx, source, d.Announce)
+			}()
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			cancel()
+			wg.Wait()
+			return nil
+		},
+	})
+}

@@ -138,15 +138,6 @@ func (h *Handler) Answer(appID string, q Query) Answer {
 		}
 		a.Channels[info.Name] = ca
 	}
-	if q.Cache {
-		for _, name := range q.Names {
-			if payload, ok := h.channels.CachedPayload(appID, name); ok {
-				ca := a.Channels[name]
-				ca.Cache = payload
-				a.Channels[name] = ca
-			}
-		}
-	}
 	return a
 }
 

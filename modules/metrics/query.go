@@ -1,7 +1,5 @@
 package metrics
 
-import "encoding/json"
-
 // Envelope kinds this package handles.
 const (
 	KindQuery = "metrics.query"
@@ -18,8 +16,6 @@ type Query struct {
 	Names []string `json:"names,omitempty"`
 	// Users asks for the user ids of presence channels.
 	Users bool `json:"users,omitempty"`
-	// Cache asks for the last event of cache channels.
-	Cache bool `json:"cache,omitempty"`
 	// ConnectionsOnly asks for the connection count alone.
 	ConnectionsOnly bool `json:"connections_only,omitempty"`
 }
@@ -33,9 +29,8 @@ type Answer struct {
 
 // ChannelAnswer is one node's view of one channel.
 type ChannelAnswer struct {
-	Subscriptions int             `json:"subscriptions"`
-	Users         []string        `json:"users,omitempty"`
-	Cache         json.RawMessage `json:"cache,omitempty"`
+	Subscriptions int      `json:"subscriptions"`
+	Users         []string `json:"users,omitempty"`
 }
 
 // Result is the merged answer of the cluster.
@@ -55,8 +50,6 @@ type Channel struct {
 	Subscriptions int
 	// Users are the distinct user ids of a presence channel.
 	Users map[string]struct{}
-	// Cache is the last event of a cache channel, if any node has it.
-	Cache json.RawMessage
 }
 
 // merge folds a into r.
@@ -75,9 +68,6 @@ func (r *Result) merge(a Answer) {
 		}
 		for _, u := range ca.Users {
 			ch.Users[u] = struct{}{}
-		}
-		if ch.Cache == nil && ca.Cache != nil {
-			ch.Cache = ca.Cache
 		}
 	}
 }

@@ -123,7 +123,9 @@ func ParseSubscription(data json.RawMessage) (Subscription, error) {
 	return s, nil
 }
 
-// ObjectData returns data as a JSON object, unwrapping a JSON string.
+// ObjectData returns data as a JSON object, unwrapping a JSON string. It
+// checks only the first byte, not that the object is well formed, and
+// refuses text that is not valid UTF-8.
 func ObjectData(data json.RawMessage) (json.RawMessage, error) {
 	data = trimJSONSpace(data)
 	if len(data) > 0 && data[0] == '"' {
