@@ -24,7 +24,7 @@ type MetricsConfig struct {
 
 // LogConfig shapes the structured log.
 type LogConfig struct {
-	Format string // "text" or "json"
+	Format string // "text", "json", or "" for text on a terminal and JSON otherwise
 	Level  string // "debug", "info", "warn" or "error"
 	Debug  bool   // log every frame in and out
 }

@@ -55,6 +55,7 @@ func Defaults() Config {
 			Channel:  "fizz",
 			RedisURL: "redis://127.0.0.1:6379/0",
 			Timeout:  2 * time.Second,
+			Lease:    scaling.DefaultLease,
 		},
 		Apps:    []apps.App{defaultApp()},
 		Metrics: MetricsConfig{Host: "127.0.0.1", Port: 9601},
@@ -97,9 +98,14 @@ func defaultApp() apps.App {
 // sets the Redis URL; when it is unset and any of REDIS_HOST, REDIS_PORT,
 // REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB is set, the URL is built from them
 // (defaults 127.0.0.1, 6379, no user, no password, db 0), and a value of
-// "null" counts as unset there, as in Laravel's .env.
+// "null" counts as unset there, as in Laravel's .env. FIZZ_DEBUG or --debug
+// also sets the log level to debug.
 //
-// The FIZZ_APP_* variables describe one app, the app from the environment:
+// In the config file, an app must give its id, key and secret; the limits it
+// leaves out take the defaults.
+//
+// The FIZZ_APP_* variables (or their REVERB_APP_* fallbacks) describe one
+// app, the app from the environment:
 //   - When the config file lists no apps (or there is no file), that app is
 //     the only one: the default app with the set variables applied.
 //   - When the file lists apps and no FIZZ_APP_* variable is set, the file's
@@ -282,6 +288,9 @@ func validateScaling(s scaling.Config) error {
 	if s.Timeout <= 0 {
 		return invalid("scaling.timeout", "%s must be more than 0", s.Timeout)
 	}
+	if s.Lease < 300*time.Millisecond {
+		return invalid("scaling.lease", "%s must be at least 300ms", s.Lease)
+	}
 	if !s.Enabled {
 		return nil
 	}
@@ -406,6 +415,7 @@ var settings = []setting{
 	{"scaling.channel", "SCALING_CHANNEL", func(c *Config, v string) error { c.Scaling.Channel = strings.TrimSpace(v); return nil }},
 	{"scaling.redis_url", "", setRedisURL}, // REDIS_URL, see loadRedisEnv
 	{"scaling.timeout", "SCALING_TIMEOUT", func(c *Config, v string) (err error) { c.Scaling.Timeout, err = parseDuration(v); return err }},
+	{"scaling.lease", "SCALING_LEASE", func(c *Config, v string) (err error) { c.Scaling.Lease, err = parseDuration(v); return err }},
 	{"metrics.host", "METRICS_HOST", func(c *Config, v string) error { c.Metrics.Host = strings.TrimSpace(v); return nil }},
 	{"metrics.port", "METRICS_PORT", func(c *Config, v string) (err error) { c.Metrics.Port, err = parsePort(v); return err }},
 	{"log.format", "LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = strings.ToLower(strings.TrimSpace(v)); return nil }},
@@ -709,6 +719,7 @@ type fileScaling struct {
 	Channel  yaml.Node `yaml:"channel"`
 	RedisURL yaml.Node `yaml:"redis_url"`
 	Timeout  yaml.Node `yaml:"timeout"`
+	Lease    yaml.Node `yaml:"lease"`
 }
 
 type fileMetrics struct {
@@ -746,6 +757,7 @@ func (f *fileConfig) nodes() map[string]*yaml.Node {
 		"scaling.channel":         &f.Scaling.Channel,
 		"scaling.redis_url":       &f.Scaling.RedisURL,
 		"scaling.timeout":         &f.Scaling.Timeout,
+		"scaling.lease":           &f.Scaling.Lease,
 		"metrics.host":            &f.Metrics.Host,
 		"metrics.port":            &f.Metrics.Port,
 		"log.format":              &f.Log.Format,
@@ -832,7 +844,10 @@ func (l *loader) loadFileApp(path string, i int, fa *fileApp) error {
 	}
 	l.sources[fmt.Sprintf("apps[%d]", i)] = entry
 	for _, s := range appSettings {
-		n := nodes[s.key]
+		n, ok := nodes[s.key]
+		if !ok {
+			continue
+		}
 		at := fmt.Sprintf("%s:%d: apps[%d].%s", path, n.Line, i, s.key)
 		if s.key == "allowed_origins" && resolve(n).Kind == yaml.SequenceNode {
 			origins, err := scalarList(resolve(n))
