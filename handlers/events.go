@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -86,7 +87,7 @@ func (r *triggerRequest) validate() (dispatcher.Event, string, error) {
 	if len(*r.Name) > pusher.MaxEventNameLength {
 		return ev, "", apiError(fiber.StatusUnprocessableEntity, "name is longer than %d characters", pusher.MaxEventNameLength)
 	}
-	if r.Data == nil {
+	if r.Data == nil || string(r.Data) == "null" {
 		return ev, "", apiError(fiber.StatusUnprocessableEntity, "data is required")
 	}
 	var data string
@@ -106,11 +107,19 @@ func (r *triggerRequest) validate() (dispatcher.Event, string, error) {
 	if len(channels) > maxTriggerChannels {
 		return ev, "", apiError(fiber.StatusUnprocessableEntity, "channels has more than %d entries", maxTriggerChannels)
 	}
+	seen := make(map[string]struct{}, len(channels))
+	unique := make([]string, 0, len(channels))
 	for _, ch := range channels {
 		if !pusher.ValidChannelName(ch) {
 			return ev, "", apiError(fiber.StatusUnprocessableEntity, "channels: invalid channel name %q", clip(ch))
 		}
+		// A channel named twice gets the event once.
+		if _, dup := seen[ch]; !dup {
+			seen[ch] = struct{}{}
+			unique = append(unique, ch)
+		}
 	}
+	channels = unique
 	except := ""
 	if r.SocketID != nil && *r.SocketID != "" {
 		if !socketIDPattern.MatchString(*r.SocketID) {
@@ -124,12 +133,19 @@ func (r *triggerRequest) validate() (dispatcher.Event, string, error) {
 
 // decodeBody decodes a JSON object body into v, naming what is wrong.
 func decodeBody(c *fiber.Ctx, v any) error {
-	body := c.Body()
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		return apiError(fiber.StatusUnsupportedMediaType, "Content-Encoding %q is not supported", clip(enc))
+	}
+	// The raw body: Ctx.Body() would inflate it without limit.
+	body := c.Request().Body()
 	if len(body) == 0 {
 		return apiError(fiber.StatusBadRequest, "the body must be a JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field != "" {
+		if te, ok := err.(*json.UnmarshalTypeError); ok {
+			if te.Field == "" {
+				return apiError(fiber.StatusBadRequest, "the body must be a JSON object")
+			}
 			return apiError(fiber.StatusUnprocessableEntity, "%s has the wrong type", te.Field)
 		}
 		return apiError(fiber.StatusBadRequest, "the body is not valid JSON")
@@ -215,8 +231,9 @@ func (e *EventsController) Batch(c *fiber.Ctx) error {
 	batch := make([]map[string]any, len(attrs))
 	for i, a := range attrs {
 		// A batch item names one channel; Pusher answers its attributes.
+		// An item naming several gets those of its first, not a random one.
 		batch[i] = map[string]any{}
-		for _, v := range a {
+		if v, ok := a[names[i][0]]; ok {
 			batch[i] = v
 		}
 	}

@@ -52,9 +52,22 @@ func unauthorized(msg string) error { return fiber.NewError(fiber.StatusUnauthor
 
 func (s *Signature) verify(c *fiber.Ctx, app *apps.App) error {
 	params := make(map[string]string)
+	seen := make(map[string]struct{})
+	repeated := ""
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		// The handlers read the first value of a key, the signing string
+		// keeps one spelling of a key: a repeated key (in any case) would
+		// let an unsigned value through.
+		lower := strings.ToLower(string(k))
+		if _, dup := seen[lower]; dup && repeated == "" {
+			repeated = string(k)
+		}
+		seen[lower] = struct{}{}
 		params[string(k)] = string(v)
 	})
+	if repeated != "" {
+		return unauthorized("query parameter " + strconv.Quote(clip(repeated)) + " is repeated")
+	}
 	signature, ok := params["auth_signature"]
 	if !ok || signature == "" {
 		return unauthorized("auth_signature is missing")
@@ -79,7 +92,9 @@ func (s *Signature) verify(c *fiber.Ctx, app *apps.App) error {
 	if v, ok := params["auth_version"]; ok && v != "1.0" {
 		return unauthorized("auth_version must be 1.0")
 	}
-	body := c.Body()
+	// The raw body: Ctx.Body() would inflate a Content-Encoding body
+	// without limit, before the signature is checked.
+	body := c.Request().Body()
 	if len(body) > 0 {
 		sum := md5.Sum(body)
 		want := hex.EncodeToString(sum[:])

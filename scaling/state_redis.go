@@ -420,4 +420,3 @@ func (s *RedisState) leave() {
 	defer cancel()
 	_ = s.client.Del(ctx, s.prefix+":lease:"+s.node).Err() // best effort: the lease expires anyway
 }
-

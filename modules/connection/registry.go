@@ -34,6 +34,9 @@ func (r *Registry) Add(c *Conn) error {
 	if r.draining {
 		return ErrDraining
 	}
+	if _, ok := r.conns[c]; ok {
+		return nil // counted already; Remove uncounts it once
+	}
 	r.conns[c] = struct{}{}
 	r.perApp[c.app.ID]++
 	return nil
@@ -87,8 +90,10 @@ func (r *Registry) CloseAll(ctx context.Context) error {
 	}
 	var empty chan struct{}
 	if len(r.conns) > 0 {
-		empty = make(chan struct{})
-		r.empty = empty
+		if r.empty == nil {
+			r.empty = make(chan struct{})
+		}
+		empty = r.empty
 	}
 	r.mu.Unlock()
 

@@ -99,12 +99,17 @@ func (s *Server) Addr() string {
 // WebSockets, hence the Registry.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	done := s.done
+	done, ln := s.done, s.ln
 	s.mu.Unlock()
 	if done == nil {
 		return nil
 	}
 	err := s.app.ShutdownWithContext(ctx)
+	// Fiber closes only a listener it has started serving on; one that
+	// Stop beat to it is closed here so the serving goroutine returns.
+	if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		err = errors.Join(err, cerr)
+	}
 	if cerr := s.registry.CloseAll(ctx); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("drain sockets: %w", cerr))
 	}

@@ -1,0 +1,252 @@
+package dispatcher_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+func TestDispatchPublishesOneEnvelope(t *testing.T) {
+	tests := []struct {
+		name       string
+		give       dispatcher.Event
+		giveExcept string
+		want       string // the envelope's payload
+	}{
+		{
+			name: "trigger on two channels",
+			give: dispatcher.Event{Channels: []string{"a", "b"}, Name: "greet", Data: json.RawMessage(`"hi"`)},
+			want: `{"channels":["a","b"],"event":"greet","data":"hi"}`,
+		},
+		{
+			name:       "client event on a presence channel",
+			give:       dispatcher.Event{Channels: []string{"presence-r"}, Name: "client-typing", Data: json.RawMessage(`{}`), UserID: "u1", Client: true},
+			giveExcept: "1.1",
+			want:       `{"channels":["presence-r"],"event":"client-typing","data":{},"user_id":"u1","client":true}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := &fakePubSub{}
+			d := dispatcher.New(ps, channels.NewManager(), discard)
+
+			require.NoError(t, d.Dispatch(context.Background(), "app-1", tt.give, tt.giveExcept))
+
+			got := ps.Published()
+			require.Len(t, got, 1)
+			assert.Equal(t, scaling.Version, got[0].V)
+			assert.Equal(t, dispatcher.KindEvent, got[0].Kind)
+			assert.Equal(t, "app-1", got[0].AppID)
+			assert.Equal(t, tt.giveExcept, got[0].SocketID)
+			assert.JSONEq(t, tt.want, string(got[0].Payload))
+		})
+	}
+}
+
+func TestDispatchReportsPublishErrors(t *testing.T) {
+	ps := &fakePubSub{err: scaling.ErrClosed}
+	d := dispatcher.New(ps, channels.NewManager(), discard)
+
+	err := d.Dispatch(context.Background(), "app-1", dispatcher.Event{Channels: []string{"a"}, Name: "e"}, "")
+
+	assert.ErrorIs(t, err, scaling.ErrClosed)
+}
+
+func TestDispatchRefusesUnencodableData(t *testing.T) {
+	ps := &fakePubSub{}
+	d := dispatcher.New(ps, channels.NewManager(), discard)
+
+	err := d.Dispatch(context.Background(), "app-1", dispatcher.Event{Channels: []string{"a"}, Name: "e", Data: json.RawMessage(`{not json`)}, "")
+
+	assert.Error(t, err)
+	assert.Empty(t, ps.Published())
+}
+
+// eventEnvelope returns the envelope Dispatch would publish for ev.
+func eventEnvelope(t *testing.T, appID string, ev dispatcher.Event, exceptID string) scaling.Envelope {
+	t.Helper()
+	payload, err := json.Marshal(ev)
+	require.NoError(t, err)
+	return scaling.Envelope{V: scaling.Version, Kind: dispatcher.KindEvent, AppID: appID, Origin: "n1", SocketID: exceptID, Payload: payload}
+}
+
+func TestHandleDeliversOncePerChannelToSubscribers(t *testing.T) {
+	app := testApp("app-1")
+	m := channels.NewManager()
+	d := dispatcher.New(&fakePubSub{}, m, discard)
+	both, recBoth := newConn(t, "1.1", app, "")
+	sender, recSender := newConn(t, "1.2", app, "")
+	onlyB, recOnlyB := newConn(t, "1.3", app, "")
+	other, recOther := newConn(t, "2.1", testApp("app-2"), "")
+	m.Subscribe(both, "a", nil)
+	m.Subscribe(both, "b", nil)
+	m.Subscribe(sender, "a", nil)
+	m.Subscribe(onlyB, "b", nil)
+	m.Subscribe(other, "a", nil)
+
+	d.Handle(context.Background(), eventEnvelope(t, app.ID,
+		dispatcher.Event{Channels: []string{"a", "b"}, Name: "greet", Data: json.RawMessage(`"hi"`), UserID: "u7"}, sender.ID()))
+	// A marker to every socket: once it arrives, nothing else will.
+	d.Handle(context.Background(), eventEnvelope(t, app.ID, dispatcher.Event{Channels: []string{"a", "b"}, Name: "marker"}, ""))
+
+	tests := []struct {
+		name string
+		give *recorder
+		want []string // channels of "greet" frames, in order
+		// markers is how many markers follow: one per channel subscribed.
+		markers int
+	}{
+		{name: "subscribed to both", give: recBoth, want: []string{"a", "b"}, markers: 2},
+		{name: "the excluded sender", give: recSender, want: []string{}, markers: 1},
+		{name: "subscribed to b", give: recOnlyB, want: []string{"b"}, markers: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			frames := tt.give.wait(t, len(tt.want)+tt.markers)
+			require.Len(t, frames, len(tt.want)+tt.markers)
+			got := []string{}
+			for _, f := range frames[:len(tt.want)] {
+				ev := f.event(t)
+				assert.Equal(t, "greet", ev.Event)
+				assert.JSONEq(t, `"hi"`, string(ev.Data))
+				assert.Equal(t, "u7", ev.UserID)
+				got = append(got, ev.Channel)
+			}
+			assert.Equal(t, tt.want, got)
+			for _, f := range frames[len(tt.want):] {
+				assert.Equal(t, "marker", f.event(t).Event)
+			}
+		})
+	}
+	assert.Empty(t, recOther.Frames(), "another app's channel of the same name")
+}
+
+func TestHandleDropsMalformedEnvelopes(t *testing.T) {
+	tests := []struct {
+		name string
+		give string // payload
+	}{
+		{name: "not JSON", give: `{"channels":`},
+		{name: "no event name", give: `{"channels":["a"],"data":"x"}`},
+		{name: "channels of the wrong type", give: `{"channels":"a","event":"e"}`},
+		{name: "an array", give: `["a"]`},
+		{name: "empty", give: ``},
+		{name: "null", give: `null`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := testApp("app-1")
+			m := channels.NewManager()
+			d := dispatcher.New(&fakePubSub{}, m, discard)
+			c, rec := newConn(t, "1.1", app, "")
+			m.Subscribe(c, "a", nil)
+
+			assert.NotPanics(t, func() {
+				d.Handle(context.Background(), scaling.Envelope{V: 1, Kind: dispatcher.KindEvent, AppID: app.ID, Payload: json.RawMessage(tt.give)})
+			})
+			d.Handle(context.Background(), eventEnvelope(t, app.ID, dispatcher.Event{Channels: []string{"a"}, Name: "marker"}, ""))
+
+			frames := rec.wait(t, 1)
+			require.Len(t, frames, 1, "only the marker")
+			assert.Equal(t, "marker", frames[0].event(t).Event)
+		})
+	}
+}
+
+func TestMemberEvents(t *testing.T) {
+	tests := []struct {
+		name       string
+		give       func(d *dispatcher.Dispatcher) error
+		wantEvent  string
+		wantData   string // the JSON inside the data string
+		wantExcept string
+	}{
+		{
+			name: "member added",
+			give: func(d *dispatcher.Dispatcher) error {
+				return d.MemberAdded(context.Background(), "app-1", "presence-r", "u1", json.RawMessage(`{"name":"Ann"}`), "1.1")
+			},
+			wantEvent:  pusher.EventMemberAdded,
+			wantData:   `{"user_id":"u1","user_info":{"name":"Ann"}}`,
+			wantExcept: "1.1",
+		},
+		{
+			name: "member added without info",
+			give: func(d *dispatcher.Dispatcher) error {
+				return d.MemberAdded(context.Background(), "app-1", "presence-r", "u1", nil, "1.1")
+			},
+			wantEvent:  pusher.EventMemberAdded,
+			wantData:   `{"user_id":"u1"}`,
+			wantExcept: "1.1",
+		},
+		{
+			name: "member removed",
+			give: func(d *dispatcher.Dispatcher) error {
+				return d.MemberRemoved(context.Background(), "app-1", "presence-r", "u1")
+			},
+			wantEvent: pusher.EventMemberRemoved,
+			wantData:  `{"user_id":"u1"}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := &fakePubSub{}
+			d := dispatcher.New(ps, channels.NewManager(), discard)
+
+			require.NoError(t, tt.give(d))
+
+			got := ps.Published()
+			require.Len(t, got, 1)
+			assert.Equal(t, tt.wantExcept, got[0].SocketID)
+			var ev dispatcher.Event
+			require.NoError(t, json.Unmarshal(got[0].Payload, &ev))
+			assert.Equal(t, []string{"presence-r"}, ev.Channels)
+			assert.Equal(t, tt.wantEvent, ev.Name)
+			var data string
+			require.NoError(t, json.Unmarshal(ev.Data, &data), "data is a JSON string, as Pusher sends it")
+			assert.JSONEq(t, tt.wantData, data)
+		})
+	}
+}
+
+func TestAnnounce(t *testing.T) {
+	ps := &fakePubSub{}
+	d := dispatcher.New(ps, channels.NewManager(), discard)
+
+	d.Announce(context.Background(), []scaling.PresenceChange{
+		{AppID: "app-1", Channel: "presence-a", UserID: "u1", Info: json.RawMessage(`{}`), Added: true},
+		{AppID: "app-2", Channel: "presence-b", UserID: "u2"},
+	})
+
+	got := ps.Published()
+	require.Len(t, got, 2)
+	names := make([]string, 0, 2)
+	for _, e := range got {
+		var ev dispatcher.Event
+		require.NoError(t, json.Unmarshal(e.Payload, &ev))
+		names = append(names, e.AppID+" "+ev.Channels[0]+" "+ev.Name)
+		assert.Empty(t, e.SocketID, "nobody is excluded")
+	}
+	assert.Equal(t, []string{
+		"app-1 presence-a " + pusher.EventMemberAdded,
+		"app-2 presence-b " + pusher.EventMemberRemoved,
+	}, names)
+}
+
+func TestAnnounceGoesOnAfterAnError(t *testing.T) {
+	ps := &fakePubSub{err: errors.New("redis down")}
+	d := dispatcher.New(ps, channels.NewManager(), discard)
+
+	assert.NotPanics(t, func() {
+		d.Announce(context.Background(), []scaling.PresenceChange{{AppID: "a", Channel: "presence-a", UserID: "u"}})
+	})
+}
