@@ -243,6 +243,7 @@ func (w *WebSocket) readLoop(ctx context.Context, ws *websocket.Conn, c *connect
 		if cap(buf) > 4096 {
 			buf = make([]byte, 0, 512) // let one large frame's buffer go
 		}
+		c.Throttle()
 	}
 }
 

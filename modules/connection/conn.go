@@ -47,7 +47,8 @@ type Conn struct {
 	final     [][]byte // written instead of the queue once closing
 	writing   bool     // a writer goroutine runs
 	writers   sync.WaitGroup
-	cut       bool // Finish(true): the peer is gone, no write may start
+	taken     chan struct{} // signalled (cap 1) when the writer takes a batch
+	cut       bool          // Finish(true): the peer is gone, no write may start
 	closeCode int
 	userID    string
 	onClose   []func()
@@ -67,6 +68,7 @@ type Conn struct {
 // The caller runs the read loop and calls Finish when it ends.
 func New(id string, app *apps.App, transport net.Conn, log *slog.Logger, debug bool) *Conn {
 	c := &Conn{
+		taken:      make(chan struct{}, 1),
 		id:         id,
 		app:        app,
 		transport:  transport,
@@ -208,6 +210,32 @@ func (c *Conn) SendFrame(frame []byte) {
 	}
 }
 
+// Throttle is called by the reader between frames: while more than half
+// of the queue is taken, it waits for the writer (at most WriteTimeout).
+// A client that pipelines frames is then slowed by TCP rather than closed
+// as a slow consumer because of the server's own answers.
+func (c *Conn) Throttle() {
+	var timeout <-chan time.Time
+	for {
+		c.mu.Lock()
+		backlog, open := len(c.queue), c.state == stateOpen
+		c.mu.Unlock()
+		if backlog <= QueueSize/2 || !open {
+			return
+		}
+		if timeout == nil {
+			t := time.NewTimer(WriteTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-c.taken:
+		case <-timeout:
+			return
+		}
+	}
+}
+
 // sendControl queues a control frame (a pong or a ping).
 func (c *Conn) sendControl(op byte, payload []byte) {
 	c.SendFrame(controlFrame(op, payload))
@@ -324,6 +352,10 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		c.mu.Unlock()
+		select {
+		case c.taken <- struct{}{}:
+		default:
+		}
 
 		err := c.write(batch)
 		if !final {

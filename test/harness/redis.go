@@ -1,0 +1,131 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// Redis is a private Redis for one test: a redis-server on a free loopback
+// port when the binary is on PATH, an in-process miniredis otherwise. With
+// CI=true a missing redis-server fails the test instead (INTERFACE.md,
+// "Redis in tests").
+type Redis struct {
+	// Addr is host:port; URL is the redis:// URL of db 0.
+	Addr string
+	URL  string
+
+	t    testing.TB
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	mini *miniredis.Miniredis
+}
+
+// StartRedis starts a private Redis and stops it when t ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	r := &Redis{t: t}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		require.NotEqual(t, "true", os.Getenv("CI"), "CI must run the scaling tests against a real redis-server, and none is on PATH")
+		r.mini = miniredis.NewMiniRedis()
+		require.NoError(t, r.mini.Start())
+		r.Addr = r.mini.Addr()
+		r.URL = "redis://" + r.Addr + "/0"
+		t.Cleanup(r.mini.Close)
+		return r
+	}
+	r.dir = t.TempDir()
+	r.port = FreePort(t)
+	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+	r.URL = "redis://" + r.Addr + "/0"
+	r.start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Real reports whether this is a redis-server process (not miniredis).
+func (r *Redis) Real() bool { return r.mini == nil }
+
+func (r *Redis) start() {
+	r.t.Helper()
+	if r.mini != nil {
+		require.NoError(r.t, r.mini.Restart())
+		return
+	}
+	r.cmd = exec.Command("redis-server",
+		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", "")
+	require.NoError(r.t, r.cmd.Start(), "start redis-server")
+	client := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+	defer client.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := client.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		require.True(r.t, time.Now().Before(deadline), "redis-server on %s did not answer: %v", r.Addr, err)
+		time.Sleep(20 * time.Millisecond) // polling a child process's start-up
+	}
+}
+
+// Stop stops Redis; its data is lost (no persistence). Stop twice is fine.
+func (r *Redis) Stop() {
+	if r.mini != nil {
+		r.mini.Close()
+		return
+	}
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill() // already gone is fine
+	_ = r.cmd.Wait()         // reports the kill
+	r.cmd = nil
+}
+
+// Restart stops Redis and starts an empty one on the same port, as a Redis
+// without persistence comes back after a crash.
+func (r *Redis) Restart() {
+	r.t.Helper()
+	r.Stop()
+	if r.mini != nil {
+		r.mini.FlushAll()
+	}
+	r.start()
+}
+
+// Client returns a go-redis client for this Redis, closed when t ends.
+func (r *Redis) Client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// String names the Redis in test logs.
+func (r *Redis) String() string {
+	if r.mini != nil {
+		return fmt.Sprintf("miniredis at %s", r.Addr)
+	}
+	return fmt.Sprintf("redis-server at %s", r.Addr)
+}
