@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -152,7 +153,19 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if err := l.cfg.Validate(); err != nil {
 		return Config{}, l.rename(err)
 	}
+	if s := l.cfg.Server; s.TLSCert != "" {
+		// A bad or missing certificate stops start-up here, with exit 2,
+		// rather than at the first TLS handshake.
+		if _, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey); err != nil {
+			return Config{}, fmt.Errorf("FIZZ_TLS_CERT / FIZZ_TLS_KEY: %s", oneLine(err.Error()))
+		}
+	}
 	return l.cfg, nil
+}
+
+// oneLine folds a multi-line error message onto one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // UsesDefaultCredentials reports whether any app has the well-known key

@@ -17,8 +17,9 @@ import (
 	"github.com/fizz-server/fizz/scaling"
 )
 
-// StopTimeout bounds a node's shutdown; it sits above the socket drain,
-// which is bounded by the connection write and close budgets.
+// StopTimeout bounds a node's shutdown after the shutdown grace; it sits
+// above the socket drain, which is bounded by the connection write and
+// close budgets.
 const StopTimeout = 15 * time.Second
 
 // Options composes a Fizz node from cfg, logging to log. Tests pass their
@@ -32,7 +33,7 @@ func Options(cfg Config, log *slog.Logger) fx.Option {
 			l.UseLogLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.StopTimeout(StopTimeout),
+		fx.StopTimeout(StopTimeout+cfg.Server.ShutdownGrace),
 		scaling.Module,
 		apps.Module,
 		connection.Module,

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/server"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -38,12 +39,12 @@ func newSignature(p *apps.Provider, cfg Config) *Signature { return NewSignature
 
 // newHealthController takes the link state from the provider: Local and
 // Redis both answer Ping.
-func newHealthController(p scaling.PubSubProvider) (*HealthController, error) {
+func newHealthController(p scaling.PubSubProvider, s *server.Server) (*HealthController, error) {
 	pinger, ok := p.(Pinger)
 	if !ok {
 		return nil, fmt.Errorf("handlers: %T cannot report its link state (no Ping method)", p)
 	}
-	return NewHealthController(pinger), nil
+	return NewHealthController(pinger, s), nil
 }
 
 // Routes is everything Register mounts.
@@ -63,6 +64,7 @@ func Register(app *fiber.App, r Routes) {
 	root := app.Group(r.Config.Path)
 	root.Get("/app/:key", r.WebSocket.Handle)
 	root.Get("/up", r.Health.Up)
+	root.Get("/ready", r.Health.Ready)
 
 	api := root.Group("/apps/:appId", r.Signature.Handle)
 	api.Post("/events", r.Events.Trigger)

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -25,9 +27,10 @@ type Server struct {
 	registry *connection.Registry
 	log      *slog.Logger
 
-	mu   sync.Mutex
-	ln   net.Listener
-	done chan struct{} // closed when the listener loop has returned
+	mu       sync.Mutex
+	ln       net.Listener
+	done     chan struct{} // closed when the listener loop has returned
+	draining atomic.Bool
 }
 
 // New returns a Server whose *fiber.App answers every error as JSON
@@ -70,6 +73,20 @@ func (s *Server) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			_ = ln.Close() // nothing was served on it
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		// wss:// and https:// on the same port. HTTP/1.1 only: the
+		// WebSocket upgrade needs it.
+		ln = tls.NewListener(ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"http/1.1"},
+		})
+	}
 	s.mu.Lock()
 	s.ln = ln
 	s.done = make(chan struct{})
@@ -80,9 +97,13 @@ func (s *Server) Start(context.Context) error {
 			s.log.Error("listener stopped", "err", err)
 		}
 	}()
-	s.log.Info("listening", "addr", ln.Addr().String())
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLSCert != "")
 	return nil
 }
+
+// Draining reports whether the node has begun to stop: it still serves
+// its sockets, but a load balancer should send new ones elsewhere.
+func (s *Server) Draining() bool { return s.draining.Load() }
 
 // Addr returns the bound address, or "" before Start.
 func (s *Server) Addr() string {
@@ -94,8 +115,9 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// Stop stops accepting, lets HTTP requests in flight finish, then closes
-// every socket with 4200, all within ctx. Fiber's shutdown does not wait for
+// Stop turns the node unready, waits ShutdownGrace, stops accepting, lets
+// HTTP requests in flight finish, then closes every socket with 4200, all
+// within ctx. Fiber's shutdown does not wait for
 // WebSockets, hence the Registry.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
@@ -103,6 +125,18 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 	if done == nil {
 		return nil
+	}
+	// Turn unready first and give the load balancer ShutdownGrace to
+	// notice (GET /ready answers 503), while sockets are still served.
+	s.draining.Store(true)
+	if grace := s.cfg.ShutdownGrace; grace > 0 {
+		s.log.Info("draining: unready, closing sockets after the grace period", "grace", grace)
+		t := time.NewTimer(grace)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
 	}
 	err := s.app.ShutdownWithContext(ctx)
 	// Fiber closes only a listener it has started serving on; one that

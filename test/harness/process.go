@@ -38,6 +38,9 @@ var (
 	buildErr  error
 )
 
+// Binary returns the fizz command, built once per test binary.
+func Binary(t testing.TB) string { return fizzBinary(t) }
+
 // fizzBinary builds the fizz command once per test binary.
 func fizzBinary(t testing.TB) string {
 	t.Helper()

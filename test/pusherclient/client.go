@@ -2,6 +2,7 @@ package pusherclient
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,8 @@ type Options struct {
 	NoControlPong bool
 	// Timeout replaces DefaultTimeout.
 	Timeout time.Duration
+	// TLS configures wss:// connections (trusted roots, for one).
+	TLS *tls.Config
 }
 
 // Client is one Pusher protocol connection.
@@ -126,6 +129,7 @@ func Connect(url string, o Options) (*Client, error) {
 		NetDialContext:   nd.DialContext,
 		HandshakeTimeout: c.timeout(),
 		ReadBufferSize:   4096,
+		TLSClientConfig:  o.TLS,
 	}
 	if o.ReceiveBuffer > 0 {
 		d.ReadBufferSize = 512 // keep the client's own buffering small too
