@@ -3,6 +3,7 @@ package handlers
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -110,9 +111,14 @@ func (s *Signature) verify(c *fiber.Ctx, app *apps.App) error {
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	want := pusher.SignRequest(app.Secret, c.Method(), path, params)
-	if !pusher.EqualSignature(want, signature) {
-		return unauthorized("Invalid auth_signature")
+	if pusher.EqualSignature(pusher.SignRequest(app.Secret, c.Method(), path, params), signature) {
+		return nil
 	}
-	return nil
+	// SDKs sign the path before their HTTP library escapes it (a '#' in a
+	// user channel, a space in a user id): accept the decoded form too.
+	if decoded, err := url.PathUnescape(path); err == nil && decoded != path &&
+		pusher.EqualSignature(pusher.SignRequest(app.Secret, c.Method(), decoded, params), signature) {
+		return nil
+	}
+	return unauthorized("Invalid auth_signature")
 }
