@@ -256,11 +256,11 @@ func TestLoad(t *testing.T) {
 				"FIZZ_SCALING_LEASE": "6s",
 				"FIZZ_METRICS_HOST":  "0.0.0.0", "FIZZ_METRICS_PORT": "9999",
 				"FIZZ_LOG_FORMAT": "JSON", "FIZZ_LOG_LEVEL": "warn",
-				"FIZZ_TLS_CERT": "/tls/cert.pem", "FIZZ_TLS_KEY": "/tls/key.pem", "FIZZ_SHUTDOWN_GRACE": "1m30s",
+				"FIZZ_SHUTDOWN_GRACE": "1m30s",
 			}},
 			want: defaultsWith(func(c *app.Config) {
 				c.Server.Host, c.Server.Port, c.Server.Path, c.Server.MaxRequestSize = "127.0.0.1", 0, "/ws", 2048
-				c.Server.TLSCert, c.Server.TLSKey, c.Server.ShutdownGrace = "/tls/cert.pem", "/tls/key.pem", 90*time.Second
+				c.Server.ShutdownGrace = 90 * time.Second
 				c.Apps[0] = apps.App{
 					ID: "id1", Key: "key1", Secret: "secret1",
 					PingInterval: 15 * time.Second, ActivityTimeout: 10 * time.Second,

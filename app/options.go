@@ -14,6 +14,7 @@ import (
 	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/modules/metrics"
 	"github.com/fizz-server/fizz/modules/server"
+	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -28,6 +29,7 @@ func Options(cfg Config, log *slog.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}),
 		fx.Supply(log),
+		fx.Supply(stats.Config{Host: cfg.Metrics.Host, Port: cfg.Metrics.Port}),
 		fx.WithLogger(func() fxevent.Logger {
 			l := &fxevent.SlogLogger{Logger: log.With("component", "fx")}
 			l.UseLogLevel(slog.LevelDebug)
@@ -40,6 +42,7 @@ func Options(cfg Config, log *slog.Logger) fx.Option {
 		channels.Module,
 		dispatcher.Module,
 		metrics.Module,
+		stats.Module,
 		handlers.Module,
 		server.Module,
 	)

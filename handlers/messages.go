@@ -16,6 +16,7 @@ import (
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -30,6 +31,7 @@ type MessageHandler struct {
 	share      *channels.ShareSource
 	state      scaling.State
 	dispatcher *dispatcher.Dispatcher
+	stats      *stats.Stats
 	log        *slog.Logger
 	now        func() time.Time
 }
@@ -41,12 +43,13 @@ type MessageHandlerParams struct {
 	Share      *channels.ShareSource
 	State      scaling.State
 	Dispatcher *dispatcher.Dispatcher
+	Stats      *stats.Stats
 	Log        *slog.Logger
 }
 
 // NewMessageHandler returns a MessageHandler.
 func NewMessageHandler(p MessageHandlerParams) *MessageHandler {
-	return &MessageHandler{channels: p.Channels, share: p.Share, state: p.State, dispatcher: p.Dispatcher, log: p.Log, now: time.Now}
+	return &MessageHandler{channels: p.Channels, share: p.Share, state: p.State, dispatcher: p.Dispatcher, stats: p.Stats, log: p.Log, now: time.Now}
 }
 
 var (
@@ -365,6 +368,7 @@ func (h *MessageHandler) clientEvent(ctx context.Context, c *connection.Conn, f 
 		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client event rejected: not subscribed to %s", clip(f.Channel))
 	}
 	if !c.AllowClientEvent(h.now()) {
+		h.stats.RateLimited(app.ID)
 		return pusher.Errorf(pusher.CodeClientEventBlocked, "Client event rejected: rate limit of %d per second exceeded", app.ClientEventsPerSecond)
 	}
 	ev := dispatcher.Event{Channels: []string{f.Channel}, Name: f.Event, Data: f.Data, Client: true}

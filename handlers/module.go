@@ -9,6 +9,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/server"
+	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -57,6 +58,7 @@ type Routes struct {
 	Channels  *ChannelsController
 	Users     *UsersTerminateController
 	Health    *HealthController
+	Stats     *stats.Stats
 }
 
 // Register mounts every route under the configured prefix.
@@ -66,7 +68,7 @@ func Register(app *fiber.App, r Routes) {
 	root.Get("/up", r.Health.Up)
 	root.Get("/ready", r.Health.Ready)
 
-	api := root.Group("/apps/:appId", r.Signature.Handle)
+	api := root.Group("/apps/:appId", apiStats(r.Stats, r.Config.Path), r.Signature.Handle)
 	api.Post("/events", r.Events.Trigger)
 	api.Post("/batch_events", r.Events.Batch)
 	api.Get("/channels", r.Channels.Index)

@@ -20,6 +20,7 @@ import (
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -41,6 +42,7 @@ type WebSocket struct {
 	share    *channels.ShareSource
 	state    scaling.State
 	messages *MessageHandler
+	stats    *stats.Stats
 	log      *slog.Logger
 	debug    bool
 	upgrade  fiber.Handler
@@ -55,6 +57,7 @@ type WebSocketParams struct {
 	Share    *channels.ShareSource
 	State    scaling.State
 	Messages *MessageHandler
+	Stats    *stats.Stats
 	Log      *slog.Logger
 	Config   Config
 }
@@ -67,6 +70,7 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 		share:    p.Share,
 		state:    p.State,
 		messages: p.Messages,
+		stats:    p.Stats,
 		log:      p.Log,
 		debug:    p.Config.Debug,
 		ctx:      context.Background(),
@@ -171,6 +175,8 @@ func (w *WebSocket) serve(ws *websocket.Conn) {
 		c.Close(err)
 	} else {
 		defer w.release(ctx, c)
+		w.stats.Connected(app.ID)
+		defer func() { w.stats.Disconnected(app.ID, c.CloseCode()) }()
 		c.Send(Established(c))
 	}
 
@@ -227,6 +233,7 @@ func (w *WebSocket) readLoop(ctx context.Context, ws *websocket.Conn, c *connect
 		}
 		c.Touch()
 		buf, err = readAtMost(r, buf[:0], limit)
+		w.stats.MessageReceived(len(buf))
 		switch {
 		case err != nil && !errors.Is(err, errTooLarge):
 			return true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // localQueue bounds the envelopes waiting for delivery; Publish waits for
@@ -26,6 +27,7 @@ type Local struct {
 	replies chan Envelope
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	obs     Observer // set before use by SetObserver; may be nil
 
 	mu      sync.Mutex
 	started bool
@@ -82,7 +84,10 @@ func (l *Local) Reply(_ context.Context, node string, e Envelope) error {
 }
 
 // Publish queues e for delivery, waiting while the queue is full.
-func (l *Local) Publish(ctx context.Context, e Envelope) (int64, error) {
+func (l *Local) Publish(ctx context.Context, e Envelope) (_ int64, err error) {
+	if l.obs != nil {
+		defer observePublish(l.obs, time.Now(), &err)
+	}
 	if e.V == 0 {
 		e.V = Version
 	}
@@ -101,6 +106,10 @@ func (l *Local) Publish(ctx context.Context, e Envelope) (int64, error) {
 		return 0, ctx.Err()
 	}
 }
+
+// SetObserver makes o hear every Publish. Call it before Subscribe and
+// Publish; it is not safe concurrently with them.
+func (l *Local) SetObserver(o Observer) { l.obs = o }
 
 // Subscribe starts the delivery goroutine. It may be called once.
 func (l *Local) Subscribe(_ context.Context, deliver func(context.Context, Envelope)) error {

@@ -16,13 +16,29 @@ var Module = fx.Module("scaling",
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "scaling") }),
 )
 
+// providerParams lists what newProvider takes; the Observer is the
+// graph's metrics (stats), absent in module tests.
+type providerParams struct {
+	fx.In
+	Config   Config
+	Log      *slog.Logger
+	Observer Observer `optional:"true"`
+}
+
 // newProvider is the one factory that returns an interface: Local when
 // scaling is off, Redis when it is on.
-func newProvider(cfg Config, log *slog.Logger) (PubSubProvider, error) {
-	if !cfg.Enabled {
-		return NewLocal(), nil
+func newProvider(p providerParams) (PubSubProvider, error) {
+	if !p.Config.Enabled {
+		l := NewLocal()
+		l.SetObserver(p.Observer)
+		return l, nil
 	}
-	return NewRedis(cfg, log)
+	r, err := NewRedis(p.Config, p.Log)
+	if err != nil {
+		return nil, err
+	}
+	r.SetObserver(p.Observer)
+	return r, nil
 }
 
 // newState returns the shared State that goes with the provider: in Redis
@@ -40,6 +56,7 @@ type subscriptionParams struct {
 	PubSub    PubSubProvider
 	Handlers  []Handler `group:"scaling.handlers"`
 	Log       *slog.Logger
+	Observer  Observer `optional:"true"`
 }
 
 func startSubscription(p subscriptionParams) error {
@@ -47,9 +64,16 @@ func startSubscription(p subscriptionParams) error {
 	if err != nil {
 		return err
 	}
+	deliver := router.Deliver
+	if obs := p.Observer; obs != nil {
+		deliver = func(ctx context.Context, e Envelope) {
+			obs.EnvelopeReceived()
+			router.Deliver(ctx, e)
+		}
+	}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			return p.PubSub.Subscribe(ctx, router.Deliver)
+			return p.PubSub.Subscribe(ctx, deliver)
 		},
 		OnStop: func(context.Context) error {
 			return p.PubSub.Close()

@@ -52,6 +52,7 @@ type Conn struct {
 	closeCode int
 	userID    string
 	onClose   []func()
+	observer  Observer // set by Registry.Add; nil: nothing observed
 
 	lastActivity atomic.Int64 // unix nanoseconds of the last frame received
 	pingSentAt   atomic.Int64 // unix nanoseconds, 0 when no ping is pending
@@ -197,8 +198,12 @@ func (c *Conn) SendFrame(frame []byte) {
 		return
 	}
 	if len(c.queue) >= QueueSize {
+		obs := c.observer
 		c.mu.Unlock()
 		c.log.Warn("closing slow consumer", "app_id", c.app.ID, "socket_id", c.id)
+		if obs != nil {
+			obs.SlowConsumer(c.app.ID)
+		}
 		c.Close(pusher.Fatalf(pusher.CodeOverCapacity, "Over capacity"))
 		return
 	}
@@ -395,12 +400,15 @@ func (c *Conn) write(frames [][]byte) error {
 	// Finish(true) may have set its past deadline just before ours; it
 	// sets cut first, so checking cut after our deadline closes the gap.
 	c.mu.Lock()
-	cut := c.cut
+	cut, obs := c.cut, c.observer
 	c.mu.Unlock()
 	if cut {
 		return errPeerGone
 	}
 	_, err := c.transport.Write(*buf)
+	if err == nil && obs != nil {
+		obs.MessagesSent(len(frames), len(*buf))
+	}
 	return err
 }
 

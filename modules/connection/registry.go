@@ -19,6 +19,7 @@ type Registry struct {
 	perApp   map[string]int
 	draining bool
 	empty    chan struct{} // closed when draining and no socket is left
+	observer Observer      // handed to every Conn added; may be nil
 }
 
 // NewRegistry returns an empty Registry.
@@ -39,6 +40,11 @@ func (r *Registry) Add(c *Conn) error {
 	}
 	r.conns[c] = struct{}{}
 	r.perApp[c.app.ID]++
+	if r.observer != nil {
+		c.mu.Lock() // lock order: Registry.mu before Conn.mu
+		c.observer = r.observer
+		c.mu.Unlock()
+	}
 	return nil
 }
 
@@ -115,4 +121,12 @@ func (r *Registry) CloseAll(ctx context.Context) error {
 		r.mu.Unlock()
 		return ctx.Err()
 	}
+}
+
+// SetObserver makes o observe every Conn added from now on (nil: none).
+// Call it before the first Add.
+func (r *Registry) SetObserver(o Observer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observer = o
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -30,6 +31,7 @@ type Event struct {
 type Dispatcher struct {
 	pubsub   scaling.PubSubProvider
 	channels *channels.Manager
+	stats    *stats.Stats // set by the Module; nil counts nothing
 	log      *slog.Logger
 	debug    bool
 }
@@ -46,6 +48,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, appID string, ev Event, excep
 	if err != nil {
 		return fmt.Errorf("encode event %q: %w", ev.Name, err)
 	}
+	d.stats.EventTriggered(appID, ev.Name, ev.Client)
 	_, err = d.pubsub.Publish(ctx, scaling.Envelope{
 		V:        scaling.Version,
 		Kind:     KindEvent,

@@ -5,5 +5,5 @@
 // one node or many.
 //
 // Dispatcher holds no mutable state of its own; it is safe for concurrent
-// use. It imports scaling, channels, connection and pusher.
+// use. It imports scaling, channels, connection, pusher and stats.
 package dispatcher

@@ -7,5 +7,5 @@
 //
 // Concurrency: Handler.mu guards the map of pending queries; each pending
 // query has its own lock. Handler is safe for concurrent use. It imports
-// scaling, channels and connection.
+// scaling, channels, connection and stats.
 package metrics

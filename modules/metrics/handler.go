@@ -13,6 +13,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -25,6 +26,7 @@ type Handler struct {
 	channels *channels.Manager
 	registry *connection.Registry
 	timeout  time.Duration
+	stats    *stats.Stats // set by the Module; nil counts nothing
 	log      *slog.Logger
 
 	mu      sync.Mutex
@@ -102,6 +104,9 @@ func (h *Handler) Gather(ctx context.Context, appID string, q Query) (Result, er
 		h.log.Warn("partial cluster answer", "app_id", appID, "answers", got, "nodes", want)
 		res.Partial = true
 		break
+	}
+	if res.Partial {
+		h.stats.GatherPartial()
 	}
 	p.mu.Lock()
 	answers := p.answers

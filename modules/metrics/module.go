@@ -7,6 +7,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -18,6 +19,21 @@ var Module = fx.Module("metrics",
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "metrics") }),
 )
 
-func newHandler(p scaling.PubSubProvider, m *channels.Manager, r *connection.Registry, cfg scaling.Config, log *slog.Logger) *Handler {
-	return New(p, m, r, cfg.Timeout, log)
+// handlerParams lists what newHandler takes; Stats is absent in module
+// tests.
+type handlerParams struct {
+	fx.In
+	PubSub   scaling.PubSubProvider
+	Channels *channels.Manager
+	Registry *connection.Registry
+	Config   scaling.Config
+	Log      *slog.Logger
+	Stats    *stats.Stats `optional:"true"`
+}
+
+// newHandler is New, counting partial answers in Stats.
+func newHandler(p handlerParams) *Handler {
+	h := New(p.PubSub, p.Channels, p.Registry, p.Config.Timeout, p.Log)
+	h.stats = p.Stats
+	return h
 }

@@ -1,0 +1,90 @@
+package stats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// readHeaderTimeout bounds a scraper's request headers.
+const readHeaderTimeout = 5 * time.Second
+
+// Server serves /metrics on the metrics listener, apart from the
+// WebSocket and HTTP API listener so that it can stay on a private address.
+type Server struct {
+	cfg     Config
+	handler http.Handler
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{} // closed when Serve has returned
+}
+
+// NewServer returns a Server for s's registry. It binds nothing until Start.
+func NewServer(cfg Config, s *Stats, log *slog.Logger) *Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.Handler())
+	return &Server{cfg: cfg, handler: mux, log: log}
+}
+
+// Start binds the listener, so a busy port fails start, and serves on a
+// goroutine that Stop waits for.
+func (s *Server) Start(context.Context) error {
+	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.srv, s.ln, s.done = srv, ln, done
+	s.mu.Unlock()
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	s.log.Info("serving metrics", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the bound address, or "" before Start.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Stop stops accepting, lets running scrapes finish until ctx ends, then
+// cuts the rest, and waits for the serving goroutine.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		_ = srv.Close() // the stop budget is spent; drop the scrapes left
+	}
+	<-done
+	return err
+}
