@@ -52,6 +52,7 @@ type Redis struct {
 	closed   bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	obs      Observer // set before use by SetObserver; may be nil
 }
 
 var _ PubSubProvider = (*Redis)(nil)
@@ -67,6 +68,10 @@ func NewRedis(cfg Config, log *slog.Logger) (*Redis, error) {
 	opts.WriteTimeout = redisIOTimeout
 	// A retried PUBLISH could deliver an event twice: never retry.
 	opts.MaxRetries = -1
+	// One dial per command: go-redis would otherwise try five times, 100 ms
+	// apart, before failing a command while Redis is down; the
+	// subscription loop has its own back-off.
+	opts.DialerRetries = 1
 	node := NewNodeID()
 	r := &Redis{
 		client:   redis.NewClient(opts),
@@ -102,7 +107,10 @@ func (r *Redis) setDown(err error) {
 
 // Publish sends e to every node and reports how many received it. While
 // the link is down it delivers e to this node only and returns ErrLocalOnly.
-func (r *Redis) Publish(ctx context.Context, e Envelope) (int64, error) {
+func (r *Redis) Publish(ctx context.Context, e Envelope) (_ int64, err error) {
+	if r.obs != nil {
+		defer observePublish(r.obs, time.Now(), &err)
+	}
 	e.V, e.Origin = Version, r.node
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -120,6 +128,10 @@ func (r *Redis) Publish(ctx context.Context, e Envelope) (int64, error) {
 	}
 	return 1, errors.Join(ErrLocalOnly, r.deliverLocally(ctx, e))
 }
+
+// SetObserver makes o hear every Publish. Call it before Subscribe and
+// Publish; it is not safe concurrently with them.
+func (r *Redis) SetObserver(o Observer) { r.obs = o }
 
 // deliverLocally queues e on the loopback, waiting while it is full.
 func (r *Redis) deliverLocally(ctx context.Context, e Envelope) error {
@@ -210,6 +222,10 @@ func (r *Redis) receiveLoop(ctx context.Context, deliver func(context.Context, E
 func (r *Redis) session(ctx context.Context, deliver func(context.Context, Envelope), connected func()) error {
 	ps := r.client.Subscribe(ctx, r.channel, r.reply)
 	defer ps.Close()
+	// A read in progress does not watch ctx: closing the subscription when
+	// ctx ends is what interrupts it, so that Close does not hang.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
 	for confirmed := 0; confirmed < 2; {
 		msg, err := ps.ReceiveTimeout(ctx, redisIOTimeout*2)
 		if err != nil {
@@ -226,6 +242,8 @@ func (r *Redis) session(ctx context.Context, deliver func(context.Context, Envel
 		msg, err := ps.ReceiveTimeout(ctx, receivePoll)
 		var ne net.Error
 		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
 		case err != nil && errors.As(err, &ne) && ne.Timeout():
 			// Quiet link: check it is still alive.
 			if err := ps.Ping(ctx); err != nil {
