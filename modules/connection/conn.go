@@ -53,6 +53,7 @@ type Conn struct {
 	userID    string
 	onClose   []func()
 	observer  Observer // set by Registry.Add; nil: nothing observed
+	writerSet *Writers // set by Registry.Add; nil: a goroutine per writer
 
 	lastActivity atomic.Int64 // unix nanoseconds of the last frame received
 	pingSentAt   atomic.Int64 // unix nanoseconds, 0 when no ping is pending
@@ -209,8 +210,17 @@ func (c *Conn) SendFrame(frame []byte) {
 	}
 	c.queue = append(c.queue, frame)
 	start := c.startWriterLocked()
+	pool := c.writerSet
 	c.mu.Unlock()
 	if start {
+		c.runWriter(pool)
+	}
+}
+
+// runWriter runs the writer loop on the pool, or on a goroutine of its own
+// when there is no pool or it is busy.
+func (c *Conn) runWriter(pool *Writers) {
+	if pool == nil || !pool.offer(c) {
 		go c.writeLoop()
 	}
 }
@@ -279,10 +289,11 @@ func (c *Conn) closeWith(code int, frames [][]byte) {
 	c.final = frames
 	c.queue = nil
 	start := c.startWriterLocked()
+	pool := c.writerSet
 	c.mu.Unlock()
 	c.timer.Stop()
 	if start {
-		go c.writeLoop()
+		c.runWriter(pool)
 	}
 }
 

@@ -1,0 +1,81 @@
+package channels
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/pusher"
+)
+
+// discardConn is a transport that counts the bytes written to it.
+type discardConn struct {
+	net.Conn
+	written *atomic.Int64
+}
+
+func (d discardConn) Write(b []byte) (int, error)      { d.written.Add(int64(len(b))); return len(b), nil }
+func (d discardConn) Close() error                     { return nil }
+func (d discardConn) SetWriteDeadline(time.Time) error { return nil }
+func (d discardConn) SetReadDeadline(time.Time) error  { return nil }
+
+// BenchmarkBroadcast measures one event fanned out to every subscriber of a
+// channel: the broadcast itself, the queueing and the writers' writes. It
+// reports the time and allocations per delivery.
+func BenchmarkBroadcast(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			app := testApp("bench")
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			m := NewManager()
+			registry := connection.NewRegistry()
+			registry.Writers().Start()
+			var written atomic.Int64
+			conns := make([]*connection.Conn, n)
+			for i := range conns {
+				conns[i] = connection.New(fmt.Sprintf("%d.%d", i, i), app, discardConn{written: &written}, log, false)
+				if err := registry.Add(conns[i]); err != nil {
+					b.Fatal(err)
+				}
+				m.Subscribe(conns[i], "bench-channel", nil)
+			}
+			b.Cleanup(func() {
+				for _, c := range conns {
+					c.Finish(true)
+				}
+				registry.Writers().Stop()
+			})
+			frame := connection.TextFrame(pusher.EncodeEvent("price", "bench-channel", pusher.StringData([]byte(`{"symbol":"FZZ","price":101.5}`)), ""))
+			want := int64(0)
+			// Let the writers catch up every few events, so that no queue
+			// fills (that would be a slow consumer, not the hot path).
+			const burst = 64
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				m.Broadcast(app.ID, "bench-channel", frame, "")
+				want += int64(len(frame) * n)
+				if i%burst == burst-1 {
+					for written.Load() < want {
+						runtime.Gosched()
+					}
+				}
+			}
+			for written.Load() < want {
+				runtime.Gosched()
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			deliveries := float64(b.N) * float64(n)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/deliveries, "ns/delivery")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
+		})
+	}
+}
