@@ -1,37 +1,48 @@
 package connection
 
 import (
-	"runtime"
 	"sync"
+	"time"
 )
 
-// writerQueue bounds the sockets waiting for a pool writer; past it, a
-// socket gets a goroutine of its own.
-const writerQueue = 1 << 16
+// writerIdle is how long a pool goroutine waits for work before it exits;
+// maxWriters caps the pool (past it, writers run on goroutines of their
+// own), so a burst to many idle sockets does not leave thousands of idle
+// goroutines behind.
+const (
+	writerIdle = 10 * time.Second
+	maxWriters = 1024
+)
 
-// Writers is a fixed set of goroutines that run the writer loops of
-// sockets with frames to send. Starting a writer then costs a channel
-// send instead of a goroutine (and its allocation) per idle socket that
-// receives an event. When every pool goroutine is busy (slow peers) or the
-// pool is stopped, a socket gets a goroutine of its own, so one slow
-// socket never holds up another.
+// Writers is an elastic pool of goroutines that run the writer loops of
+// sockets with frames to send. Starting a socket's writer then costs a
+// channel send to an idle pool goroutine instead of a new goroutine (and
+// its allocation) per idle socket that receives an event. When no pool
+// goroutine is idle (they are all writing, perhaps to slow peers) the pool
+// grows by one, so one slow socket never holds up another; goroutines idle
+// for writerIdle exit. Before Start and after Stop, sockets get goroutines
+// of their own.
 type Writers struct {
-	ready chan *Conn
-	stop  chan struct{}
-	wg    sync.WaitGroup
-
-	mu      sync.RWMutex // offer holds it shared; Start and Stop exclusively
-	running bool         // between Start and Stop
+	mu      sync.Mutex
+	idle    []*writer // most recently idle last
+	size    int       // pool goroutines, idle or busy
+	running bool
 	stopped bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type writer struct {
+	jobs      chan *Conn // capacity 1; nil job: exit
+	idleSince time.Time
 }
 
 // NewWriters returns a pool that runs nothing until Start.
 func NewWriters() *Writers {
-	return &Writers{ready: make(chan *Conn, writerQueue), stop: make(chan struct{})}
+	return &Writers{stop: make(chan struct{})}
 }
 
-// Start runs the pool's goroutines: four per CPU, at least eight. Until
-// then, and after Stop, sockets get goroutines of their own.
+// Start opens the pool and starts the goroutine that retires idle writers.
 func (w *Writers) Start() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -39,49 +50,84 @@ func (w *Writers) Start() {
 		return
 	}
 	w.running = true
-	n := max(8, 4*runtime.GOMAXPROCS(0))
-	w.wg.Add(n)
-	for range n {
-		go w.run()
+	w.wg.Add(1)
+	go w.retire()
+}
+
+// offer runs c's writer loop on the pool and reports whether it could.
+func (w *Writers) offer(c *Conn) bool {
+	w.mu.Lock()
+	if !w.running {
+		w.mu.Unlock()
+		return false
+	}
+	if n := len(w.idle); n > 0 {
+		wr := w.idle[n-1]
+		w.idle[n-1] = nil
+		w.idle = w.idle[:n-1]
+		w.mu.Unlock()
+		wr.jobs <- c // capacity 1 and idle: never blocks
+		return true
+	}
+	if w.size >= maxWriters {
+		w.mu.Unlock()
+		return false
+	}
+	w.size++
+	w.wg.Add(1)
+	w.mu.Unlock()
+	wr := &writer{jobs: make(chan *Conn, 1)}
+	go w.run(wr, c)
+	return true
+}
+
+// run writes for one socket after another until told to exit.
+func (w *Writers) run(wr *writer, c *Conn) {
+	defer w.wg.Done()
+	defer func() {
+		w.mu.Lock()
+		w.size--
+		w.mu.Unlock()
+	}()
+	for c != nil {
+		c.writeLoop()
+		w.mu.Lock()
+		if !w.running {
+			w.mu.Unlock()
+			return
+		}
+		wr.idleSince = time.Now()
+		w.idle = append(w.idle, wr)
+		w.mu.Unlock()
+		c = <-wr.jobs
 	}
 }
 
-func (w *Writers) run() {
+// retire ends the writers that have been idle longer than writerIdle.
+func (w *Writers) retire() {
 	defer w.wg.Done()
+	t := time.NewTicker(writerIdle)
+	defer t.Stop()
 	for {
 		select {
-		case c := <-w.ready:
-			c.writeLoop()
+		case <-t.C:
 		case <-w.stop:
-			// Offers ended before stop was closed: finish what is queued.
-			for {
-				select {
-				case c := <-w.ready:
-					c.writeLoop()
-				default:
-					return
-				}
-			}
+			return
 		}
+		cutoff := time.Now().Add(-writerIdle)
+		w.mu.Lock()
+		n := 0 // the oldest idle writers come first
+		for n < len(w.idle) && w.idle[n].idleSince.Before(cutoff) {
+			w.idle[n].jobs <- nil
+			n++
+		}
+		w.idle = append(w.idle[:0], w.idle[n:]...)
+		w.mu.Unlock()
 	}
 }
 
-// offer hands c to the pool and reports whether the pool took it.
-func (w *Writers) offer(c *Conn) bool {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if !w.running {
-		return false
-	}
-	select {
-	case w.ready <- c:
-		return true
-	default:
-		return false
-	}
-}
-
-// Stop ends the pool after the queued sockets are written, and waits.
+// Stop closes the pool: idle writers exit, busy ones exit when their
+// socket is written; Stop waits for all of them.
 func (w *Writers) Stop() {
 	w.mu.Lock()
 	if w.stopped {
@@ -90,6 +136,10 @@ func (w *Writers) Stop() {
 	}
 	w.stopped, w.running = true, false
 	close(w.stop)
+	for _, wr := range w.idle {
+		wr.jobs <- nil
+	}
+	w.idle = nil
 	w.mu.Unlock()
 	w.wg.Wait()
 }
