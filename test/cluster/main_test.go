@@ -1,0 +1,26 @@
+// Package cluster_test runs several Fizz nodes against one private Redis
+// and checks, from the outside, that they behave as one server: fan-out,
+// cluster-wide queries, terminate, exact presence, cache channels,
+// connection quotas, Redis faults and node kills (DESIGN.md section 4).
+//
+// Every test starts its own redis-server on a free loopback port (or
+// miniredis when none is on PATH, a failure with CI=true) and its own
+// nodes: in-process nodes through harness.Start, and fizz processes through
+// harness.StartProcess where a test kills a node with SIGKILL.
+package cluster_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's worker-pool cleaner notices a stopped server only after
+		// its idle sleep (10 s), and its Date-header updater runs for the
+		// life of the process. Neither belongs to Fizz.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	)
+}
