@@ -45,7 +45,7 @@ func newProvider(p providerParams) (PubSubProvider, error) {
 // beside a Redis provider, in memory otherwise.
 func newState(cfg Config, p PubSubProvider, log *slog.Logger) State {
 	if r, ok := p.(*Redis); ok {
-		return NewRedisState(r.Client(), cfg.Channel, r.Node(), cfg.Lease, log)
+		return NewRedisState(r.Client(), cfg.Channel, r.Node(), cfg.Lease, r.Up, log)
 	}
 	return NewLocalState()
 }

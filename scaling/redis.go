@@ -91,6 +91,9 @@ func (r *Redis) Node() string { return r.node }
 // Client returns the Redis client, for the cluster state kept in Redis.
 func (r *Redis) Client() *redis.Client { return r.client }
 
+// Up reports whether the subscription to Redis is live.
+func (r *Redis) Up() bool { return r.up.Load() }
+
 // Ping reports the link state without a round trip: nil while subscribed.
 func (r *Redis) Ping(context.Context) error {
 	if r.up.Load() {

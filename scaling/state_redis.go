@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,18 +42,51 @@ type RedisState struct {
 	lease  time.Duration
 	log    *slog.Logger
 
+	// link reports whether the node's Redis link is up; calls fail at
+	// once while it is down instead of waiting for Redis timeouts.
+	link func() bool
+
 	// dirty is set when a write failed, so the next heartbeat re-asserts.
 	dirty atomic.Bool
+
+	// unannounced holds the presence leaves that could not be written:
+	// after the next re-assert, those users that are no longer members
+	// are announced as gone (Redis may have lost the share they were in).
+	mu          sync.Mutex
+	unannounced map[memberKey]struct{}
 }
+
+// memberKey names one member of one presence channel.
+type memberKey struct{ appID, channel, userID string }
 
 var _ State = (*RedisState)(nil)
 
-// NewRedisState returns the State for node over client, keys prefixed by prefix.
-func NewRedisState(client *redis.Client, prefix, node string, lease time.Duration, log *slog.Logger) *RedisState {
+// errLinkDown is returned at once while the Redis link is down.
+var errLinkDown = errors.New("the Redis link is down")
+
+// NewRedisState returns the State for node over client, keys prefixed by
+// prefix. link (nil: always up) reports the node's Redis link.
+func NewRedisState(client *redis.Client, prefix, node string, lease time.Duration, link func() bool, log *slog.Logger) *RedisState {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	return &RedisState{client: client, prefix: prefix, node: node, lease: lease, log: log}
+	if link == nil {
+		link = func() bool { return true }
+	}
+	return &RedisState{client: client, prefix: prefix, node: node, lease: lease, link: link, log: log,
+		unannounced: make(map[memberKey]struct{})}
+}
+
+// down reports whether the link is down; a write that is refused for it
+// leaves the node to re-assert its share.
+func (s *RedisState) down(write bool) bool {
+	if s.link() {
+		return false
+	}
+	if write {
+		s.dirty.Store(true)
+	}
+	return true
 }
 
 func (s *RedisState) presenceBase(appID, channel string) string {
@@ -82,6 +116,9 @@ return 0
 
 // JoinPresence implements State.
 func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (bool, error) {
+	if s.down(true) {
+		return false, errLinkDown
+	}
 	n, err := joinScript.Run(ctx, s.client, s.presenceKeys(appID, channel),
 		userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel)).Int()
 	if err != nil {
@@ -110,16 +147,26 @@ return 0
 // LeavePresence implements State. A leave that finds no socket of the user
 // in this node's share (Redis lost it) changes nothing.
 func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID string) (bool, error) {
-	n, err := leaveScript.Run(ctx, s.client, s.presenceKeys(appID, channel), userID).Int()
-	if err != nil {
+	err := errLinkDown
+	if !s.down(true) {
+		var n int
+		n, err = leaveScript.Run(ctx, s.client, s.presenceKeys(appID, channel), userID).Int()
+		if err == nil {
+			return n == 1, nil
+		}
 		s.dirty.Store(true)
-		return false, fmt.Errorf("leave presence %s: %w", channel, err)
 	}
-	return n == 1, nil
+	s.mu.Lock()
+	s.unannounced[memberKey{appID, channel, userID}] = struct{}{}
+	s.mu.Unlock()
+	return false, fmt.Errorf("leave presence %s: %w", channel, err)
 }
 
 // PresenceMembers implements State.
 func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string) (map[string]json.RawMessage, error) {
+	if s.down(false) {
+		return nil, errLinkDown
+	}
 	m, err := s.client.HGetAll(ctx, s.presenceBase(appID, channel)+":members").Result()
 	if err != nil {
 		return nil, fmt.Errorf("presence members %s: %w", channel, err)
@@ -137,6 +184,9 @@ func (s *RedisState) cacheKey(appID, channel string) string {
 
 // RememberEvent implements State.
 func (s *RedisState) RememberEvent(ctx context.Context, appID, channel string, payload []byte) error {
+	if s.down(false) {
+		return errLinkDown
+	}
 	if err := s.client.Set(ctx, s.cacheKey(appID, channel), payload, CacheTTL).Err(); err != nil {
 		return fmt.Errorf("remember event on %s: %w", channel, err)
 	}
@@ -145,6 +195,9 @@ func (s *RedisState) RememberEvent(ctx context.Context, appID, channel string, p
 
 // LastEvent implements State.
 func (s *RedisState) LastEvent(ctx context.Context, appID, channel string) ([]byte, bool, error) {
+	if s.down(false) {
+		return nil, false, errLinkDown
+	}
 	b, err := s.client.Get(ctx, s.cacheKey(appID, channel)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
@@ -174,6 +227,9 @@ return 0
 
 // AddConnection implements State.
 func (s *RedisState) AddConnection(ctx context.Context, appID string, limit int) (bool, error) {
+	if s.down(true) {
+		return false, errLinkDown
+	}
 	ok, err := addConnScript.Run(ctx, s.client,
 		[]string{s.prefix + ":conns:" + appID, s.prefix + ":node:" + s.node + ":apps"},
 		s.node, limit, appID).Int()
@@ -186,6 +242,9 @@ func (s *RedisState) AddConnection(ctx context.Context, appID string, limit int)
 
 // RemoveConnection implements State.
 func (s *RedisState) RemoveConnection(ctx context.Context, appID string) error {
+	if s.down(true) {
+		return errLinkDown
+	}
 	if err := removeConnScript.Run(ctx, s.client, []string{s.prefix + ":conns:" + appID}, s.node).Err(); err != nil {
 		s.dirty.Store(true)
 		return fmt.Errorf("uncount connection: %w", err)
@@ -203,7 +262,13 @@ local prefix, node, mode, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if mode == 'reap' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return {{}, {}} end
   if redis.call('SISMEMBER', KEYS[1], node) == 0 then return {{}, {}} end
+  -- If the node was only paused, its members come back when it
+  -- re-asserts; the marker says they were announced gone.
+  redis.call('SET', KEYS[5], '1', 'EX', 3600)
 end
+-- Members a re-assert adds are announced only after a reap announced them
+-- gone; after Redis lost its data the clients never saw them leave.
+local announce_added = mode == 'assert' and redis.call('DEL', KEYS[5]) == 1
 local removed = {}
 for _, entry in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local sep = string.find(entry, '\n', 1, true)
@@ -238,7 +303,7 @@ for _, m in ipairs(truth.presence) do
     local key = entry .. '\n' .. m.u
     if removed[key] then
       removed[key] = nil
-    else
+    elseif announce_added then
       table.insert(added, key)
       table.insert(added, m.i)
     end
@@ -300,6 +365,7 @@ func (s *RedisState) replaceShare(ctx context.Context, node, mode string, share 
 		s.prefix + ":lease:" + node,
 		s.prefix + ":node:" + node + ":presence",
 		s.prefix + ":node:" + node + ":apps",
+		s.prefix + ":reaped:" + node,
 	}
 	res, err := replaceShareScript.Run(ctx, s.client, keys, s.prefix, node, mode, s.lease.Milliseconds(), body).Slice()
 	if err != nil {
@@ -383,12 +449,40 @@ func (s *RedisState) heartbeat(ctx context.Context, source ShareSource, announce
 			s.log.Debug("re-assert failed", "err", err)
 			return
 		}
+		changes = append(changes, s.gone(ctx, changes)...)
 		if len(changes) > 0 {
 			s.log.Info("re-asserted this node's share", "changes", len(changes))
 			announce(ctx, changes)
 		}
 	}
 	s.reap(ctx, announce)
+}
+
+// gone returns, after a re-assert, the members whose leave could not be
+// written and who are no longer members, unless changes announce them.
+func (s *RedisState) gone(ctx context.Context, changes []PresenceChange) []PresenceChange {
+	s.mu.Lock()
+	pending := s.unannounced
+	s.unannounced = make(map[memberKey]struct{})
+	s.mu.Unlock()
+	for _, ch := range changes {
+		delete(pending, memberKey{ch.AppID, ch.Channel, ch.UserID})
+	}
+	var out []PresenceChange
+	for p := range pending {
+		member, err := s.client.HExists(ctx, s.presenceBase(p.appID, p.channel)+":members", p.userID).Result()
+		if err != nil {
+			s.mu.Lock()
+			s.unannounced[p] = struct{}{} // try again after the next re-assert
+			s.mu.Unlock()
+			s.dirty.Store(true)
+			continue
+		}
+		if !member {
+			out = append(out, PresenceChange{AppID: p.appID, Channel: p.channel, UserID: p.userID})
+		}
+	}
+	return out
 }
 
 // reap removes the share of every listed node whose lease has expired.

@@ -10,9 +10,12 @@
 package cluster_test
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/fizz-server/fizz/test/harness"
 )
 
 func TestMain(m *testing.M) {
@@ -22,5 +25,9 @@ func TestMain(m *testing.M) {
 		// life of the process. Neither belongs to Fizz.
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.Cleanup(func(code int) {
+			harness.RemoveBinary()
+			os.Exit(code)
+		}),
 	)
 }

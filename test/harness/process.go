@@ -38,6 +38,14 @@ var (
 	buildErr  error
 )
 
+// RemoveBinary deletes the fizz command built for this test binary; call
+// it from TestMain once the tests have run.
+func RemoveBinary() {
+	if binary != "" {
+		_ = os.RemoveAll(filepath.Dir(binary)) // a temporary directory; nothing to report
+	}
+}
+
 // Binary returns the fizz command, built once per test binary.
 func Binary(t testing.TB) string { return fizzBinary(t) }
 
@@ -90,6 +98,8 @@ func StartProcess(t testing.TB, env map[string]string) *Process {
 		vars[k] = v
 	}
 	cmd := exec.Command(fizzBinary(t))
+	// The node dies with the test binary, even when that is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +66,8 @@ func (r *Redis) start() {
 	r.cmd = exec.Command("redis-server",
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", "")
+	// redis-server dies with the test binary, even when that is killed.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(r.t, r.cmd.Start(), "start redis-server")
 	client := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
 	defer client.Close()
