@@ -1,0 +1,82 @@
+package handlers
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// countingConn is a transport that counts what is written to it.
+type countingConn struct {
+	net.Conn
+	written *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error)      { c.written.Add(int64(len(b))); return len(b), nil }
+func (c countingConn) Close() error                     { return nil }
+func (c countingConn) SetWriteDeadline(time.Time) error { return nil }
+func (c countingConn) SetReadDeadline(time.Time) error  { return nil }
+
+// BenchmarkClientEvent measures one client frame from a socket's reader to
+// its delivery on the other subscriber's socket: parse, rules, rate limit,
+// publish through scaling.Local, and the local broadcast.
+func BenchmarkClientEvent(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	app := &apps.App{ID: "bench", Key: "bench-key", Secret: "bench-secret", PingInterval: time.Hour}
+	*app = app.WithDefaults()
+	app.ClientEventsPerSecond = 0 // measure the path, not the limiter
+	manager := channels.NewManager()
+	registry := connection.NewRegistry()
+	local := scaling.NewLocal()
+	d := dispatcher.New(local, manager, log)
+	router, err := scaling.NewRouter([]scaling.Handler{d}, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := local.Subscribe(context.Background(), router.Deliver); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = local.Close() })
+	h := NewMessageHandler(MessageHandlerParams{
+		Channels: manager, Share: channels.NewShareSource(manager, registry), State: scaling.NewLocalState(),
+		Dispatcher: d, Log: log,
+	})
+
+	var sent, received atomic.Int64
+	sender := connection.New("1.1", app, countingConn{written: &sent}, log, false)
+	receiver := connection.New("2.2", app, countingConn{written: &received}, log, false)
+	b.Cleanup(func() { sender.Finish(true); receiver.Finish(true) })
+	const channel = "private-bench"
+	manager.Subscribe(sender, channel, nil)
+	manager.Subscribe(receiver, channel, nil)
+
+	frame := []byte(`{"event":"client-typing","channel":"private-bench","data":{"user":"alice","typing":true}}`)
+	want := int64(len(connection.TextFrame(pusher.EncodeEvent("client-typing", channel, []byte(`{"user":"alice","typing":true}`), ""))))
+	ctx := context.Background()
+	b.ReportAllocs()
+	var delivered int64
+	for b.Loop() {
+		h.Handle(ctx, sender, frame)
+		delivered += want
+		// Each event is delivered before the next is sent, so the
+		// receiver's queue never fills.
+		for received.Load() < delivered {
+			runtime.Gosched()
+		}
+	}
+	if sent.Load() != 0 {
+		b.Fatalf("the sender received its own client event (%d bytes)", sent.Load())
+	}
+}
