@@ -4,30 +4,18 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/connection/connectiontest"
 	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/scaling"
 )
-
-// countingConn is a transport that counts what is written to it.
-type countingConn struct {
-	net.Conn
-	written *atomic.Int64
-}
-
-func (c countingConn) Write(b []byte) (int, error)      { c.written.Add(int64(len(b))); return len(b), nil }
-func (c countingConn) Close() error                     { return nil }
-func (c countingConn) SetWriteDeadline(time.Time) error { return nil }
-func (c countingConn) SetReadDeadline(time.Time) error  { return nil }
 
 // BenchmarkClientEvent measures one client frame from a socket's reader to
 // its delivery on the other subscriber's socket: parse, rules, rate limit,
@@ -54,9 +42,9 @@ func BenchmarkClientEvent(b *testing.B) {
 		Dispatcher: d, Log: log,
 	})
 
-	var sent, received atomic.Int64
-	sender := connection.New("1.1", app, countingConn{written: &sent}, log, false)
-	receiver := connection.New("2.2", app, countingConn{written: &received}, log, false)
+	sent, received := &connectiontest.Counter{}, &connectiontest.Counter{}
+	sender := connection.New("1.1", app, sent, log, false)
+	receiver := connection.New("2.2", app, received, log, false)
 	b.Cleanup(func() { sender.Finish(true); receiver.Finish(true) })
 	const channel = "private-bench"
 	manager.Subscribe(sender, channel, nil)
@@ -72,11 +60,11 @@ func BenchmarkClientEvent(b *testing.B) {
 		delivered += want
 		// Each event is delivered before the next is sent, so the
 		// receiver's queue never fills.
-		for received.Load() < delivered {
+		for received.Written() < delivered {
 			runtime.Gosched()
 		}
 	}
-	if sent.Load() != 0 {
-		b.Fatalf("the sender received its own client event (%d bytes)", sent.Load())
+	if sent.Written() != 0 {
+		b.Fatalf("the sender received its own client event (%d bytes)", sent.Written())
 	}
 }

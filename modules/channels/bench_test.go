@@ -4,26 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"runtime"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/connection/connectiontest"
 	"github.com/fizz-server/fizz/modules/pusher"
 )
-
-// discardConn is a transport that counts the bytes written to it.
-type discardConn struct {
-	net.Conn
-	written *atomic.Int64
-}
-
-func (d discardConn) Write(b []byte) (int, error)      { d.written.Add(int64(len(b))); return len(b), nil }
-func (d discardConn) Close() error                     { return nil }
-func (d discardConn) SetWriteDeadline(time.Time) error { return nil }
-func (d discardConn) SetReadDeadline(time.Time) error  { return nil }
 
 // BenchmarkBroadcast measures one event fanned out to every subscriber of a
 // channel: the broadcast itself, the queueing and the writers' writes. It
@@ -36,10 +23,10 @@ func BenchmarkBroadcast(b *testing.B) {
 			m := NewManager()
 			registry := connection.NewRegistry()
 			registry.Writers().Start()
-			var written atomic.Int64
+			written := &connectiontest.Counter{} // shared by every socket
 			conns := make([]*connection.Conn, n)
 			for i := range conns {
-				conns[i] = connection.New(fmt.Sprintf("%d.%d", i, i), app, discardConn{written: &written}, log, false)
+				conns[i] = connection.New(fmt.Sprintf("%d.%d", i, i), app, written, log, false)
 				if err := registry.Add(conns[i]); err != nil {
 					b.Fatal(err)
 				}
@@ -63,12 +50,12 @@ func BenchmarkBroadcast(b *testing.B) {
 				m.Broadcast(app.ID, "bench-channel", frame, "")
 				want += int64(len(frame) * n)
 				if i%burst == burst-1 {
-					for written.Load() < want {
+					for written.Written() < want {
 						runtime.Gosched()
 					}
 				}
 			}
-			for written.Load() < want {
+			for written.Written() < want {
 				runtime.Gosched()
 			}
 			b.StopTimer()

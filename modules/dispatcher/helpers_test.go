@@ -1,13 +1,9 @@
 package dispatcher_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +12,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/connection/connectiontest"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -28,10 +25,7 @@ func testApp(id string) *apps.App {
 }
 
 // frame is one WebSocket frame a test socket was sent.
-type frame struct {
-	op      byte
-	payload []byte
-}
+type frame struct{ connectiontest.Frame }
 
 // event decodes a text frame's Pusher event.
 func (f frame) event(t *testing.T) (ev struct {
@@ -41,49 +35,20 @@ func (f frame) event(t *testing.T) (ev struct {
 	UserID  string          `json:"user_id"`
 }) {
 	t.Helper()
-	require.NoError(t, json.Unmarshal(f.payload, &ev), "frame %q", f.payload)
+	require.NoError(t, json.Unmarshal(f.Payload, &ev), "frame %q", f.Payload)
 	return ev
 }
 
-// recorder is the transport of a test socket: it decodes and keeps every
-// frame written to it.
-type recorder struct {
-	mu     sync.Mutex
-	frames []frame
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	rd := bytes.NewReader(b)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for rd.Len() > 0 {
-		var h [2]byte
-		_, _ = io.ReadFull(rd, h[:])
-		n := int(h[1] & 0x7F)
-		switch n {
-		case 126:
-			var ext [2]byte
-			_, _ = io.ReadFull(rd, ext[:])
-			n = int(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			_, _ = io.ReadFull(rd, ext[:])
-			n = int(binary.BigEndian.Uint64(ext[:]))
-		}
-		p := make([]byte, n)
-		_, _ = io.ReadFull(rd, p)
-		r.frames = append(r.frames, frame{op: h[0], payload: p})
-	}
-	return len(b), nil
-}
+// recorder is the transport of a test socket: it keeps every frame.
+type recorder struct{ *connectiontest.Recorder }
 
 // Frames returns every frame received so far.
 func (r *recorder) Frames() []frame {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]frame(nil), r.frames...)
+	var out []frame
+	for _, f := range r.Recorder.Frames() {
+		out = append(out, frame{f})
+	}
+	return out
 }
 
 // wait returns the frames once there are at least n.
@@ -94,23 +59,12 @@ func (r *recorder) wait(t *testing.T, n int) []frame {
 	return r.Frames()
 }
 
-func (r *recorder) Read([]byte) (int, error) { <-r.closed; return 0, io.EOF }
-func (r *recorder) Close() error {
-	r.once.Do(func() { close(r.closed) })
-	return nil
-}
-func (r *recorder) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (r *recorder) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (r *recorder) SetDeadline(time.Time) error      { return nil }
-func (r *recorder) SetReadDeadline(time.Time) error  { return nil }
-func (r *recorder) SetWriteDeadline(time.Time) error { return nil }
-
 // newConn returns a socket of app that records what it is sent and, when
 // userID is set, belongs to that user.
 func newConn(t *testing.T, id string, app *apps.App, userID string) (*connection.Conn, *recorder) {
 	t.Helper()
-	rec := &recorder{closed: make(chan struct{})}
-	c := connection.New(id, app, rec, discard, false)
+	rec := &recorder{connectiontest.NewRecorder()}
+	c := connection.New(id, app, rec.Recorder, discard, false)
 	if userID != "" {
 		require.True(t, c.SetUserID(userID))
 	}

@@ -83,6 +83,6 @@ func TestTerminatorSendsErrorThenClose(t *testing.T) {
 	var data struct{ Code int }
 	require.NoError(t, json.Unmarshal(ev.Data, &data))
 	assert.Equal(t, pusher.CodeUnauthorized, data.Code)
-	assert.Equal(t, byte(0x88), frames[1].op)
-	assert.Equal(t, []byte{4009 >> 8, 4009 & 0xFF}, frames[1].payload[:2])
+	assert.Equal(t, byte(0x88), frames[1].Op)
+	assert.Equal(t, []byte{4009 >> 8, 4009 & 0xFF}, frames[1].Payload[:2])
 }
