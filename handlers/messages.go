@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -22,6 +23,10 @@ import (
 
 // publishTimeout bounds the wait to publish one event from a socket.
 const publishTimeout = 5 * time.Second
+
+// MaxChannelsPerSocket bounds one socket's subscriptions, so that no client
+// can grow the server's memory without bound by joining channels.
+const MaxChannelsPerSocket = 1000
 
 // MessageHandler handles the frames a client sends: pings, subscriptions,
 // sign-in and client events. It mirrors Reverb's Pusher EventHandler and
@@ -164,6 +169,10 @@ func (h *MessageHandler) subscribe(ctx context.Context, c *connection.Conn, f pu
 	if c.Subscribed(s.Channel) {
 		// Subscribing twice changes nothing; the client hears success again.
 		return h.succeeded(ctx, c, s.Channel, kind)
+	}
+	if c.ChannelCount() >= MaxChannelsPerSocket {
+		subscriptionError(c, s.Channel, "LimitReached", fmt.Sprintf("A socket may join at most %d channels", MaxChannelsPerSocket), 403)
+		return nil
 	}
 	var added bool
 	var joinErr error

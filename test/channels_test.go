@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/nacl/secretbox"
 
+	"github.com/fizz-server/fizz/handlers"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
@@ -274,4 +276,29 @@ func TestFailedAuth(t *testing.T) {
 			requireOpen(t, c)
 		})
 	}
+}
+
+// TestSubscriptionsPerSocketAreBounded: one socket cannot join channels
+// without end (each costs the server memory); the refusal is a
+// subscription_error on the channel, and the socket stays usable.
+func TestSubscriptionsPerSocketAreBounded(t *testing.T) {
+	t.Parallel()
+	n := harness.Start(t, nil)
+	c := dial(t, n)
+	for i := range handlers.MaxChannelsPerSocket {
+		require.NoError(t, c.SendSubscribe(fmt.Sprintf("bounded-%d", i), "", ""))
+	}
+	last := fmt.Sprintf("bounded-%d", handlers.MaxChannelsPerSocket-1)
+	expect(t, c, pusher.EventSubscriptionSucceeded, last)
+
+	f, err := c.Subscribe("one-too-many", "", "")
+	require.NoError(t, err)
+	require.Equal(t, pusher.EventSubscriptionError, f.Event, "%s", f)
+	assert.Contains(t, string(f.Data), `"status":403`)
+	requireOpen(t, c)
+
+	require.NoError(t, c.Unsubscribe("bounded-0"))
+	subscribe(t, n, c, "one-too-many")
+	trigger(t, n, "one-too-many", "still-served", "yes")
+	expect(t, c, "still-served", "one-too-many")
 }

@@ -144,6 +144,10 @@ func (c *Conn) Subscribed(channel string) bool {
 func (c *Conn) AddChannel(channel string)    { c.channelSet[channel] = struct{}{} }
 func (c *Conn) RemoveChannel(channel string) { delete(c.channelSet, channel) }
 
+// ChannelCount returns how many channels the socket is subscribed to.
+// Reader only.
+func (c *Conn) ChannelCount() int { return len(c.channelSet) }
+
 // Channels returns the socket's subscriptions. Reader only.
 func (c *Conn) Channels() []string {
 	out := make([]string, 0, len(c.channelSet))
