@@ -210,7 +210,7 @@ func (r *Redis) receiveLoop(ctx context.Context, deliver func(context.Context, E
 		if wasUp {
 			r.log.Error("redis link lost; reconnecting", "err", err)
 		} else {
-			r.log.Debug("redis still unreachable", "err", err, "retry_in", backoff)
+			r.log.Debug("redis still unreachable", "err", err, "retry_in", backoff.String())
 		}
 		select {
 		case <-time.After(backoff):

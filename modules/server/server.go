@@ -130,7 +130,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	// notice (GET /ready answers 503), while sockets are still served.
 	s.draining.Store(true)
 	if grace := s.cfg.ShutdownGrace; grace > 0 {
-		s.log.Info("draining: unready, closing sockets after the grace period", "grace", grace)
+		s.log.Info("draining: unready, closing sockets after the grace period", "grace", grace.String())
 		t := time.NewTimer(grace)
 		select {
 		case <-t.C:
