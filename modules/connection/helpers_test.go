@@ -201,15 +201,6 @@ func (t *fakeTransport) RemoteAddr() net.Addr             { return fakeAddr{} }
 func (t *fakeTransport) SetDeadline(time.Time) error      { return nil }
 func (t *fakeTransport) SetReadDeadline(time.Time) error  { return nil }
 func (t *fakeTransport) SetWriteDeadline(time.Time) error { return nil }
-func (t *fakeTransport) isClosed() bool                   { return chanClosed(t.closed) }
-func chanClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
 
 // peer is the client end of a net.Pipe: it decodes every frame the Conn
 // writes and hands them over on frames until the pipe ends.

@@ -85,25 +85,19 @@ func (h *Handler) Gather(ctx context.Context, appID string, q Query) (Result, er
 
 	timer := time.NewTimer(h.timeout)
 	defer timer.Stop()
-	for {
-		p.mu.Lock()
-		got := len(p.answers)
-		p.mu.Unlock()
-		if int64(got) >= want {
-			break
-		}
+wait:
+	for int64(p.count()) < want {
 		select {
 		case <-p.arrived:
-			continue
 		case <-timer.C:
+			break wait
 		case <-ctx.Done():
+			break wait
 		}
-		p.mu.Lock()
-		got = len(p.answers)
-		p.mu.Unlock()
+	}
+	if got := p.count(); int64(got) < want {
 		h.log.Warn("partial cluster answer", "app_id", appID, "answers", got, "nodes", want)
 		res.Partial = true
-		break
 	}
 	if res.Partial {
 		h.stats.GatherPartial()
@@ -144,6 +138,13 @@ func (h *Handler) Answer(appID string, q Query) Answer {
 		a.Channels[info.Name] = ca
 	}
 	return a
+}
+
+// count returns how many answers have arrived.
+func (p *pending) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.answers)
 }
 
 func newID() string {
