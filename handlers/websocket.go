@@ -243,7 +243,7 @@ func (w *WebSocket) readLoop(ctx context.Context, ws *websocket.Conn, c *connect
 			c.SendError(pusher.Errorf(pusher.CodeGeneric, "Message too large: the limit is %d bytes", limit))
 		default:
 			if w.debug {
-				w.log.Debug("frame in", "socket_id", c.ID(), "frame", clip(string(buf)))
+				w.log.Debug("frame in", "socket_id", c.ID(), "frame", connection.Excerpt(buf))
 			}
 			w.messages.Handle(ctx, c, buf)
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -159,4 +160,34 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the process did not exit")
 	}
+}
+
+// TestDebugLogsFrames runs the real binary with FIZZ_DEBUG and no terminal:
+// logs are JSON lines, and every frame in and out is logged (the cut of
+// long frames is Excerpt's unit test).
+func TestDebugLogsFrames(t *testing.T) {
+	t.Parallel()
+	p := harness.StartProcess(t, map[string]string{"FIZZ_DEBUG": "true", "FIZZ_LOG_FORMAT": ""})
+	c, err := pusherclient.Dial(p.WSURL())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	_, err = c.Subscribe("debug-channel", "", "")
+	require.NoError(t, err)
+
+	var in, out bool
+	require.Eventually(t, func() bool {
+		in, out = false, false
+		for _, line := range strings.Split(strings.TrimSpace(p.Output()), "\n") {
+			var entry map[string]any
+			require.NoError(t, json.Unmarshal([]byte(line), &entry), "a log line that is not JSON: %s", line)
+			frame, _ := entry["frame"].(string)
+			switch entry["msg"] {
+			case "frame in":
+				in = in || strings.Contains(frame, "pusher:subscribe")
+			case "frame out":
+				out = out || strings.Contains(frame, "subscription_succeeded")
+			}
+		}
+		return in && out
+	}, 5*time.Second, 10*time.Millisecond, "frames in: %v, frames out: %v\n%s", in, out, p.Output())
 }

@@ -179,7 +179,7 @@ func (c *Conn) AllowClientEvent(now time.Time) bool {
 // Send queues a JSON payload as one text frame.
 func (c *Conn) Send(payload []byte) {
 	if c.debug {
-		c.log.Debug("frame out", "socket_id", c.id, "frame", truncate(payload))
+		c.log.Debug("frame out", "socket_id", c.id, "frame", Excerpt(payload))
 	}
 	c.SendFrame(TextFrame(payload))
 }
@@ -470,8 +470,8 @@ func pongWindow(interval time.Duration) time.Duration {
 	return min(interval, maxPongWindow)
 }
 
-// truncate shortens a frame for the debug log.
-func truncate(b []byte) string {
+// Excerpt shortens a frame for the debug log, as Reverb's --debug does.
+func Excerpt(b []byte) string {
 	const max = 512
 	if len(b) > max {
 		return string(b[:max]) + "…"

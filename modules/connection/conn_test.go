@@ -436,7 +436,7 @@ func TestTruncate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := truncate([]byte(strings.Repeat("a", tt.give)))
+			got := Excerpt([]byte(strings.Repeat("a", tt.give)))
 			assert.Len(t, []rune(got), tt.want)
 		})
 	}
