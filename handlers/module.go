@@ -64,6 +64,9 @@ type Routes struct {
 // Register mounts every route under the configured prefix.
 func Register(app *fiber.App, r Routes) {
 	root := app.Group(r.Config.Path)
+	// A socket outlives its handshake handler (see WebSocket.serve), so
+	// fasthttp must leave hijacked connections open; the WebSocket closes them.
+	app.Server().KeepHijackedConns = true
 	root.Get("/app/:key", r.WebSocket.Handle)
 	root.Get("/up", r.Health.Up)
 	root.Get("/ready", r.Health.Ready)

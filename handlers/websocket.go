@@ -1,12 +1,15 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -46,6 +49,7 @@ type WebSocket struct {
 	log      *slog.Logger
 	debug    bool
 	upgrade  fiber.Handler
+	loggers  sync.Map        // *apps.App -> *slog.Logger
 	ctx      context.Context // lifetime of every socket's context
 }
 
@@ -81,7 +85,7 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 		// Fizz frames its own writes; the library writes only the close
 		// frame of a protocol error, so its buffer comes from a pool.
 		WriteBufferPool: &sync.Pool{},
-		RecoverHandler:  w.recoverSocket,
+		RecoverHandler:  func(*websocket.Conn) { w.recoverSocket("socket handshake") },
 	})
 	return w
 }
@@ -92,14 +96,6 @@ func (w *WebSocket) Handle(c *fiber.Ctx) error {
 		return fiber.NewError(fiber.StatusUpgradeRequired, "this endpoint only speaks WebSocket")
 	}
 	return w.upgrade(c)
-}
-
-// recoverSocket keeps a bug in one socket's handler from taking the
-// process down; the socket is dropped.
-func (w *WebSocket) recoverSocket(c *websocket.Conn) {
-	if r := recover(); r != nil {
-		w.log.Error("socket handler panicked", "err", fmt.Sprint(r))
-	}
 }
 
 // socketID returns a Pusher socket id: two random integers joined by a dot.
@@ -143,34 +139,92 @@ func refuse(ws *websocket.Conn, e *pusher.Error) {
 	}
 }
 
+// serve runs on fasthttp's goroutine for the hijacked connection. It
+// checks the socket, then hands it to a goroutine of Fizz's own and
+// returns, so fasthttp lets go of its request state and its 4 KB reader:
+// an idle socket holds only its Conn, a 512-byte read buffer and a small
+// goroutine stack. fasthttp keeps hijacked connections open
+// (KeepHijackedConns), so every path here closes the transport.
 func (w *WebSocket) serve(ws *websocket.Conn) {
+	hijacked := ws.NetConn()
+	transport := unwrapHijacked(hijacked)
 	app, perr := w.precheck(ws)
 	if perr != nil {
 		refuse(ws, perr)
+		_ = transport.Close() // refused: nothing else holds it
 		return
 	}
-	log := w.log.With("app_id", app.ID)
-	c := connection.New(socketID(), app, ws.NetConn(), log, w.debug)
+	src, err := detach(hijacked, transport)
+	if err != nil {
+		_ = transport.Close() // the peer is gone already
+		return
+	}
+	c := connection.New(socketID(), app, transport, w.appLogger(app), w.debug)
+	if transport == hijacked {
+		w.run(c, src) // cannot be detached: read through fasthttp's reader
+		return
+	}
+	go w.run(c, src)
+}
+
+// unwrapHijacked returns the connection under fasthttp's hijack wrapper,
+// or conn itself when it has none.
+func unwrapHijacked(conn net.Conn) net.Conn {
+	if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+		return u.UnsafeConn()
+	}
+	return conn
+}
+
+// detach returns what the socket is read from once fasthttp has let go of
+// it: the bytes fasthttp had read past the handshake (from a client that
+// did not wait for the 101), then the transport. A read deadline in the
+// past makes the buffered reader give up what it holds without waiting on
+// the network.
+func detach(hijacked, transport net.Conn) (io.Reader, error) {
+	if hijacked == transport {
+		return transport, nil
+	}
+	if err := transport.SetReadDeadline(time.Now()); err != nil {
+		return nil, err
+	}
+	var early []byte
+	var chunk [256]byte
+	for {
+		n, err := hijacked.Read(chunk[:])
+		early = append(early, chunk[:n]...)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := transport.SetReadDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	if len(early) == 0 {
+		return transport, nil
+	}
+	return io.MultiReader(bytes.NewReader(early), transport), nil
+}
+
+// appLogger returns the logger of app's sockets, made once per app.
+func (w *WebSocket) appLogger(app *apps.App) *slog.Logger {
+	if l, ok := w.loggers.Load(app); ok {
+		return l.(*slog.Logger)
+	}
+	l, _ := w.loggers.LoadOrStore(app, w.log.With("app_id", app.ID))
+	return l.(*slog.Logger)
+}
+
+// run serves a socket until it ends, then closes its transport.
+func (w *WebSocket) run(c *connection.Conn, src io.Reader) {
+	defer w.recoverSocket("socket cleanup")
+	defer c.Abort()
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
-
-	// Every frame goes out through c's writer, control frames included.
-	ws.SetPingHandler(func(data string) error {
-		c.Touch()
-		c.UseControlPings()
-		c.Pong([]byte(data))
-		return nil
-	})
-	ws.SetPongHandler(func(string) error { c.Touch(); return nil })
-	ws.SetCloseHandler(func(code int, _ string) error {
-		if code == fastws.CloseNoStatusReceived {
-			code = fastws.CloseNormalClosure
-		}
-		c.CloseFrame(code)
-		return nil
-	})
-	ws.SetReadLimit(int64(max(app.MaxMessageSize*readLimitFactor, minHardLimit)))
-
+	app := c.App()
 	if err := w.admit(ctx, c); err != nil {
 		c.Close(err)
 	} else {
@@ -179,10 +233,19 @@ func (w *WebSocket) serve(ws *websocket.Conn) {
 		defer func() { w.stats.Disconnected(app.ID, c.CloseCode()) }()
 		c.Send(Established(c))
 	}
-
-	gone := w.readLoop(ctx, ws, c)
+	r := connection.NewReader(app.MaxMessageSize, max(app.MaxMessageSize*readLimitFactor, minHardLimit))
+	gone := w.readLoop(ctx, src, r, c)
+	r.Release()
 	c.Finish(gone)
 	w.messages.Disconnected(ctx, c)
+}
+
+// recoverSocket keeps a bug in one socket's code from taking the process
+// down.
+func (w *WebSocket) recoverSocket(where string) {
+	if v := recover(); v != nil {
+		w.log.Error("socket handler panicked", "in", where, "err", fmt.Sprint(v))
+	}
 }
 
 // admit counts c against its app's cluster-wide connection cap and
@@ -220,62 +283,80 @@ func (w *WebSocket) release(ctx context.Context, c *connection.Conn) {
 	})
 }
 
-// readLoop reads frames until the socket ends and reports whether the
-// client vanished (rather than closing cleanly).
-func (w *WebSocket) readLoop(ctx context.Context, ws *websocket.Conn, c *connection.Conn) (gone bool) {
-	limit := c.App().MaxMessageSize
-	buf := make([]byte, 0, 512)
+// readLoop reads until the socket ends and reports whether the client
+// vanished (rather than closing cleanly or being closed for a protocol
+// error, when our close frame must still go out). The wait for the network
+// is here, at the top of a shallow stack, so the runtime can shrink an idle
+// socket's goroutine stack to 4 KB.
+func (w *WebSocket) readLoop(ctx context.Context, src io.Reader, r *connection.Reader, c *connection.Conn) (gone bool) {
 	for {
-		kind, r, err := ws.NextReader()
+		n, err := src.Read(r.Buffer())
+		r.Advance(n)
+		if done, gone := w.handleRead(ctx, r, c); done {
+			return gone
+		}
 		if err != nil {
-			var ce *fastws.CloseError
-			return !errors.As(err, &ce)
+			return true
+		}
+	}
+}
+
+// handleRead handles every whole message read so far. It reports done
+// when the socket must end. A bug that panics while handling one socket's
+// frame drops that socket, and its cleanup still runs.
+func (w *WebSocket) handleRead(ctx context.Context, r *connection.Reader, c *connection.Conn) (done, gone bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.log.Error("socket handler panicked", "socket_id", c.ID(), "err", fmt.Sprint(v))
+			done, gone = true, true
+		}
+	}()
+	for {
+		m, ok, err := r.Next()
+		var perr *connection.ProtocolError
+		if errors.As(err, &perr) {
+			c.CloseFrame(perr.Code, perr.Reason)
+			return true, false
+		}
+		if !ok {
+			return false, false
 		}
 		c.Touch()
-		buf, err = readAtMost(r, buf[:0], limit)
-		w.stats.MessageReceived(len(buf))
-		switch {
-		case err != nil && !errors.Is(err, errTooLarge):
-			return true
-		case kind != fastws.TextMessage:
-			c.SendError(pusher.Errorf(pusher.CodeGeneric, "Binary frames are not supported"))
-		case err != nil:
-			c.SendError(pusher.Errorf(pusher.CodeGeneric, "Message too large: the limit is %d bytes", limit))
-		default:
-			if w.debug {
-				w.log.Debug("frame in", "socket_id", c.ID(), "frame", connection.Excerpt(buf))
-			}
-			w.messages.Handle(ctx, c, buf)
-		}
-		if cap(buf) > 4096 {
-			buf = make([]byte, 0, 512) // let one large frame's buffer go
+		if w.handleMessage(ctx, c, m, err) {
+			return true, false
 		}
 		c.Throttle()
 	}
 }
 
-var errTooLarge = errors.New("message too large")
-
-// readAtMost reads r into buf; past limit bytes it discards the rest and
-// returns errTooLarge.
-func readAtMost(r io.Reader, buf []byte, limit int) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+// handleMessage acts on one message and reports whether it ended the
+// socket (a close frame). err is nil or ErrMessageTooLarge.
+func (w *WebSocket) handleMessage(ctx context.Context, c *connection.Conn, m connection.Message, err error) (closed bool) {
+	limit := c.App().MaxMessageSize
+	switch {
+	case m.Op == connection.OpPing:
+		c.UseControlPings()
+		c.Pong(m.Payload)
+	case m.Op == connection.OpPong:
+	case m.Op == connection.OpClose:
+		code := connection.CloseCode(m.Payload)
+		if code == connection.CloseNoStatus {
+			code = connection.CloseNormal
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > limit {
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				return buf, err
-			}
-			return buf, errTooLarge
+		c.CloseFrame(code, "")
+		return true
+	case m.Op != connection.OpText:
+		w.stats.MessageReceived(len(m.Payload))
+		c.SendError(pusher.Errorf(pusher.CodeGeneric, "Binary frames are not supported"))
+	case err != nil:
+		w.stats.MessageReceived(limit)
+		c.SendError(pusher.Errorf(pusher.CodeGeneric, "Message too large: the limit is %d bytes", limit))
+	default:
+		w.stats.MessageReceived(len(m.Payload))
+		if w.debug {
+			w.log.Debug("frame in", "socket_id", c.ID(), "frame", connection.Excerpt(m.Payload))
 		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
+		w.messages.Handle(ctx, c, m.Payload)
 	}
+	return false
 }

@@ -277,9 +277,11 @@ func (c *Conn) Close(e *pusher.Error) {
 	c.closeWith(code, frames)
 }
 
-// CloseFrame answers a close frame from the client with the same code.
-func (c *Conn) CloseFrame(code int) {
-	c.closeWith(code, [][]byte{closeFrame(code, "")})
+// CloseFrame sends a bare close frame: the answer to the client's own close
+// frame (same code), or the end of a socket that broke the WebSocket
+// protocol.
+func (c *Conn) CloseFrame(code int, reason string) {
+	c.closeWith(code, [][]byte{closeFrame(code, reason)})
 }
 
 func (c *Conn) closeWith(code int, frames [][]byte) {

@@ -249,7 +249,7 @@ func TestConnCloseFrameIsAnsweredWhileAWriteIsInFlight(t *testing.T) {
 	c.Send([]byte(`{"n":0}`))
 	<-tr.entered
 
-	c.CloseFrame(1000)
+	c.CloseFrame(1000, "")
 	finished := make(chan struct{})
 	go func() {
 		c.Finish(false)
