@@ -85,7 +85,7 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 		// Fizz frames its own writes; the library writes only the close
 		// frame of a protocol error, so its buffer comes from a pool.
 		WriteBufferPool: &sync.Pool{},
-		RecoverHandler:  func(*websocket.Conn) { w.recoverSocket("socket handshake") },
+		RecoverHandler:  w.recoverSocket,
 	})
 	return w
 }
@@ -218,33 +218,75 @@ func (w *WebSocket) appLogger(app *apps.App) *slog.Logger {
 	return l.(*slog.Logger)
 }
 
-// run serves a socket until it ends, then closes its transport.
+// run serves a socket until it ends, then closes its transport. Its
+// goroutine only waits for the network: everything else (admission, each
+// read's frames, the cleanup) runs on a fresh goroutine that it waits for,
+// so the deep work of handling frames grows that goroutine's stack, not
+// the reader's. An idle socket keeps the smallest stack the runtime gives.
 func (w *WebSocket) run(c *connection.Conn, src io.Reader) {
-	defer w.recoverSocket("socket cleanup")
 	defer c.Abort()
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
-	app := c.App()
-	if err := w.admit(ctx, c); err != nil {
-		c.Close(err)
+	done := make(chan struct{})
+	admitted := false
+	if w.onFreshStack(done, c, func() { admitted = w.open(ctx, c) }) {
+		app := c.App()
+		r := connection.NewReader(app.MaxMessageSize, max(app.MaxMessageSize*readLimitFactor, minHardLimit))
+		gone := w.readLoop(ctx, done, src, r, c)
+		r.Release()
+		c.Finish(gone)
 	} else {
-		defer w.release(ctx, c)
-		w.stats.Connected(app.ID)
-		defer func() { w.stats.Disconnected(app.ID, c.CloseCode()) }()
-		c.Send(Established(c))
+		c.Finish(true)
 	}
-	r := connection.NewReader(app.MaxMessageSize, max(app.MaxMessageSize*readLimitFactor, minHardLimit))
-	gone := w.readLoop(ctx, src, r, c)
-	r.Release()
-	c.Finish(gone)
-	w.messages.Disconnected(ctx, c)
+	w.onFreshStack(done, c, func() { w.end(ctx, c, admitted) })
 }
 
-// recoverSocket keeps a bug in one socket's code from taking the process
-// down.
-func (w *WebSocket) recoverSocket(where string) {
+// open admits the socket and greets it; it reports whether the socket
+// counts against its app (and must be released).
+func (w *WebSocket) open(ctx context.Context, c *connection.Conn) (admitted bool) {
+	if err := w.admit(ctx, c); err != nil {
+		c.Close(err)
+		return false
+	}
+	w.stats.Connected(c.App().ID)
+	c.Send(Established(c))
+	return true
+}
+
+// end cleans up after a finished socket.
+func (w *WebSocket) end(ctx context.Context, c *connection.Conn, admitted bool) {
+	w.messages.Disconnected(ctx, c)
+	if admitted {
+		w.release(ctx, c)
+		w.stats.Disconnected(c.App().ID, c.CloseCode())
+	}
+}
+
+// onFreshStack runs f on a new goroutine and waits for it; done is the
+// caller's, reused. A bug that panics in f is logged and ends the socket:
+// onFreshStack then reports false.
+func (w *WebSocket) onFreshStack(done chan struct{}, c *connection.Conn, f func()) (ok bool) {
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				w.log.Error("socket handler panicked", "socket_id", c.ID(), "err", fmt.Sprint(v))
+				c.Abort()
+			} else {
+				ok = true
+			}
+			done <- struct{}{}
+		}()
+		f()
+	}()
+	<-done
+	return ok
+}
+
+// recoverSocket keeps a bug in one socket's handshake from taking the
+// process down.
+func (w *WebSocket) recoverSocket(c *websocket.Conn) {
 	if v := recover(); v != nil {
-		w.log.Error("socket handler panicked", "in", where, "err", fmt.Sprint(v))
+		w.log.Error("socket handshake panicked", "err", fmt.Sprint(v))
 	}
 }
 
@@ -285,14 +327,16 @@ func (w *WebSocket) release(ctx context.Context, c *connection.Conn) {
 
 // readLoop reads until the socket ends and reports whether the client
 // vanished (rather than closing cleanly or being closed for a protocol
-// error, when our close frame must still go out). The wait for the network
-// is here, at the top of a shallow stack, so the runtime can shrink an idle
-// socket's goroutine stack to 4 KB.
-func (w *WebSocket) readLoop(ctx context.Context, src io.Reader, r *connection.Reader, c *connection.Conn) (gone bool) {
+// error, when our close frame must still go out).
+func (w *WebSocket) readLoop(ctx context.Context, done chan struct{}, src io.Reader, r *connection.Reader, c *connection.Conn) (gone bool) {
 	for {
 		n, err := src.Read(r.Buffer())
 		r.Advance(n)
-		if done, gone := w.handleRead(ctx, r, c); done {
+		var end bool
+		if !w.onFreshStack(done, c, func() { end, gone = w.handleRead(ctx, r, c) }) {
+			return true
+		}
+		if end {
 			return gone
 		}
 		if err != nil {
@@ -301,16 +345,9 @@ func (w *WebSocket) readLoop(ctx context.Context, src io.Reader, r *connection.R
 	}
 }
 
-// handleRead handles every whole message read so far. It reports done
-// when the socket must end. A bug that panics while handling one socket's
-// frame drops that socket, and its cleanup still runs.
-func (w *WebSocket) handleRead(ctx context.Context, r *connection.Reader, c *connection.Conn) (done, gone bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			w.log.Error("socket handler panicked", "socket_id", c.ID(), "err", fmt.Sprint(v))
-			done, gone = true, true
-		}
-	}()
+// handleRead handles every whole message read so far. It reports end when
+// the socket must end, and whether the client vanished.
+func (w *WebSocket) handleRead(ctx context.Context, r *connection.Reader, c *connection.Conn) (end, gone bool) {
 	for {
 		m, ok, err := r.Next()
 		var perr *connection.ProtocolError
