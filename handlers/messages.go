@@ -175,14 +175,17 @@ func (h *MessageHandler) subscribe(ctx context.Context, c *connection.Conn, f pu
 		return nil
 	}
 	var added bool
+	var seq uint64
 	var joinErr error
 	h.share.Change(func() {
 		if kind.Presence {
-			added, joinErr = h.state.JoinPresence(ctx, app.ID, s.Channel, member.UserID, member.UserInfo, app.MaxPresenceMembers)
+			added, seq, joinErr = h.state.JoinPresence(ctx, app.ID, s.Channel, member.UserID, member.UserInfo, app.MaxPresenceMembers)
 			if joinErr != nil {
 				return
 			}
 		}
+		// A presence subscription starts pending: member events are held
+		// for it until succeeded has sent the member list.
 		h.channels.Subscribe(c, s.Channel, member)
 	})
 	switch {
@@ -201,35 +204,51 @@ func (h *MessageHandler) subscribe(ctx context.Context, c *connection.Conn, f pu
 		h.replayCache(ctx, c, s.Channel)
 	}
 	if added {
-		return h.dispatcher.MemberAdded(ctx, app.ID, s.Channel, member.UserID, member.UserInfo, c.ID())
+		return h.dispatcher.MemberAdded(ctx, app.ID, s.Channel, member.UserID, member.UserInfo, seq, c.ID())
 	}
 	return nil
 }
 
 // succeeded sends pusher_internal:subscription_succeeded, with the member
-// list of the whole cluster on presence channels.
+// list of the whole cluster on presence channels. On a presence channel it
+// ends the subscription's wait (channels.Manager.Ready): the member events
+// held meanwhile that the list does not have follow it, and those it has
+// are dropped, now and when they come later.
 func (h *MessageHandler) succeeded(ctx context.Context, c *connection.Conn, channel string, kind pusher.Kind) error {
-	data := emptyDataJSON
-	if kind.Presence {
-		members, err := h.state.PresenceMembers(ctx, c.App().ID, channel)
-		if err != nil {
-			return err
-		}
-		p := presence{IDs: make([]string, 0, len(members)), Hash: members, Count: len(members)}
-		for id := range members {
-			p.IDs = append(p.IDs, id)
-		}
-		sort.Strings(p.IDs)
-		body, err := json.Marshal(struct {
-			Presence presence `json:"presence"`
-		}{p})
-		if err != nil {
-			return err
-		}
-		data = pusher.StringData(body)
+	if !kind.Presence {
+		c.Send(pusher.EncodeEvent(pusher.EventSubscriptionSucceeded, channel, emptyDataJSON, ""))
+		return nil
 	}
-	c.Send(pusher.EncodeEvent(pusher.EventSubscriptionSucceeded, channel, data, ""))
+	payload, seq, err := h.presenceSucceeded(ctx, c.App().ID, channel)
+	if err != nil {
+		// No list to send: release the held member events as they are,
+		// so the subscription does not hold events until it overflows.
+		h.channels.Ready(c, channel, 0, nil)
+		return err
+	}
+	h.channels.Ready(c, channel, seq, payload)
 	return nil
+}
+
+// presenceSucceeded returns the subscription_succeeded payload of a
+// presence channel and the Seq of the member list it carries.
+func (h *MessageHandler) presenceSucceeded(ctx context.Context, appID, channel string) ([]byte, uint64, error) {
+	members, seq, err := h.state.PresenceMembers(ctx, appID, channel)
+	if err != nil {
+		return nil, 0, err
+	}
+	p := presence{IDs: make([]string, 0, len(members)), Hash: members, Count: len(members)}
+	for id := range members {
+		p.IDs = append(p.IDs, id)
+	}
+	sort.Strings(p.IDs)
+	body, err := json.Marshal(struct {
+		Presence presence `json:"presence"`
+	}{p})
+	if err != nil {
+		return nil, 0, fmt.Errorf("encode the member list of %s: %w", channel, err)
+	}
+	return pusher.EncodeEvent(pusher.EventSubscriptionSucceeded, channel, pusher.StringData(body), ""), seq, nil
 }
 
 // presence is the member list of subscription_succeeded.
@@ -269,17 +288,18 @@ func (h *MessageHandler) unsubscribe(ctx context.Context, c *connection.Conn, f 
 	}
 	app := c.App()
 	var removed bool
+	var seq uint64
 	var err2 error
 	h.share.Change(func() {
 		if user := h.channels.Unsubscribe(c, s.Channel); user != "" {
-			removed, err2 = h.state.LeavePresence(ctx, app.ID, s.Channel, user)
+			removed, seq, err2 = h.state.LeavePresence(ctx, app.ID, s.Channel, user)
 		}
 	})
 	if err2 != nil {
 		h.log.Warn("presence leave failed", "app_id", app.ID, "channel", s.Channel, "err", err2)
 	}
 	if removed {
-		return h.dispatcher.MemberRemoved(ctx, app.ID, s.Channel, c.UserID())
+		return h.dispatcher.MemberRemoved(ctx, app.ID, s.Channel, c.UserID(), seq)
 	}
 	return nil
 }
@@ -289,24 +309,28 @@ func (h *MessageHandler) unsubscribe(ctx context.Context, c *connection.Conn, f 
 // cluster are announced.
 func (h *MessageHandler) Disconnected(ctx context.Context, c *connection.Conn) {
 	app := c.App()
-	var gone []channels.Left
+	type goneMember struct {
+		channels.Left
+		seq uint64
+	}
+	var gone []goneMember
 	h.share.Change(func() {
 		for _, left := range h.channels.Disconnect(c) {
 			if left.UserID == "" {
 				continue
 			}
-			removed, err := h.state.LeavePresence(ctx, app.ID, left.Channel, left.UserID)
+			removed, seq, err := h.state.LeavePresence(ctx, app.ID, left.Channel, left.UserID)
 			if err != nil {
 				h.log.Warn("presence leave failed", "app_id", app.ID, "channel", left.Channel, "err", err)
 			}
 			if removed {
-				gone = append(gone, left)
+				gone = append(gone, goneMember{left, seq})
 			}
 		}
 	})
-	for _, left := range gone {
-		if err := h.dispatcher.MemberRemoved(ctx, app.ID, left.Channel, left.UserID); err != nil && !errors.Is(err, scaling.ErrLocalOnly) {
-			h.log.Error("announcing member_removed", "app_id", app.ID, "channel", left.Channel, "err", err)
+	for _, g := range gone {
+		if err := h.dispatcher.MemberRemoved(ctx, app.ID, g.Channel, g.UserID, g.seq); err != nil && !errors.Is(err, scaling.ErrLocalOnly) {
+			h.log.Error("announcing member_removed", "app_id", app.ID, "channel", g.Channel, "err", err)
 		}
 	}
 }

@@ -20,18 +20,30 @@ var ErrMembersLimit = errors.New("presence channel is full")
 // connection counts. LocalState keeps it in memory for one node;
 // RedisState keeps it in Redis, changed atomically by Lua scripts, with a
 // lease per node so that the share of a dead node is removed.
+//
+// Every change of a presence channel's member set is numbered, atomically
+// with the change, by a sequence number of the channel (a Seq): later
+// changes get larger numbers, and PresenceMembers reports the number of
+// the last change its member list reflects. A member event carries the
+// number of its change, so a socket that got the member list at Seq S
+// drops the member events numbered S or less: the list already has them.
+// Changes of a user's socket count that leave the member set as it was
+// are not numbered (Seq 0).
 type State interface {
 	// JoinPresence counts one more socket of userID on a presence channel
 	// and reports whether the user is new to the channel (so member_added
-	// is due). A new user beyond maxMembers (0: no limit) is refused with
-	// ErrMembersLimit.
-	JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (added bool, err error)
+	// is due) and, when it is, the Seq of that change. A new user beyond
+	// maxMembers (0: no limit) is refused with ErrMembersLimit.
+	JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (added bool, seq uint64, err error)
 	// LeavePresence counts one socket of userID less and reports whether
-	// it was the user's last one anywhere (so member_removed is due).
-	LeavePresence(ctx context.Context, appID, channel, userID string) (removed bool, err error)
+	// it was the user's last one anywhere (so member_removed is due) and,
+	// when it was, the Seq of that change.
+	LeavePresence(ctx context.Context, appID, channel, userID string) (removed bool, seq uint64, err error)
 	// PresenceMembers returns every member of a presence channel, user id
-	// to user_info (null when none was given).
-	PresenceMembers(ctx context.Context, appID, channel string) (map[string]json.RawMessage, error)
+	// to user_info (null when none was given), and the Seq of the last
+	// change the list reflects, read atomically with it (0: no change is
+	// on record).
+	PresenceMembers(ctx context.Context, appID, channel string) (members map[string]json.RawMessage, seq uint64, err error)
 
 	// RememberEvent keeps payload as the last event of a cache channel for CacheTTL.
 	RememberEvent(ctx context.Context, appID, channel string, payload []byte) error
@@ -74,6 +86,11 @@ type PresenceShare struct {
 	UserID  string
 	Info    json.RawMessage
 	Sockets int
+	// Seq is the largest Seq of the channel this node has seen (in a
+	// member list or a member event). A re-assert raises the channel's
+	// counter to at least Seq, so that no socket of this node waits for
+	// numbers that were already handed out.
+	Seq uint64
 }
 
 // PresenceChange is a member that joined or left a presence channel for
@@ -84,7 +101,8 @@ type PresenceChange struct {
 	Channel string
 	UserID  string
 	Info    json.RawMessage
-	Added   bool // false: removed
+	Added   bool   // false: removed
+	Seq     uint64 // the change's number on the channel; 0: none
 }
 
 // infoOrNull returns info, or JSON null when it is empty.

@@ -8,8 +8,14 @@ import (
 )
 
 // LocalState is the State of a single node, in memory.
+//
+// It numbers the changes of every presence channel with one counter: the
+// numbers of each channel grow as State asks, and they never start again
+// from 1 when a channel empties and fills again, so a member event still
+// in flight from before can never pass for a newer one.
 type LocalState struct {
 	mu       sync.Mutex
+	seq      uint64                             // the last Seq handed out, any channel
 	presence map[string]map[string]*localMember // app+"\n"+channel -> user -> member
 	cache    map[string]cachedEvent             // app+"\n"+channel -> event
 	conns    map[string]int
@@ -42,48 +48,51 @@ func NewLocalState() *LocalState {
 func stateKey(appID, channel string) string { return appID + "\n" + channel }
 
 // JoinPresence implements State.
-func (s *LocalState) JoinPresence(_ context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (bool, error) {
+func (s *LocalState) JoinPresence(_ context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (bool, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := stateKey(appID, channel)
 	members := s.presence[key]
 	if m, ok := members[userID]; ok {
 		m.sockets++
-		return false, nil
+		return false, 0, nil
 	}
 	if maxMembers > 0 && len(members) >= maxMembers {
-		return false, ErrMembersLimit
+		return false, 0, ErrMembersLimit
 	}
 	if members == nil {
 		members = make(map[string]*localMember)
 		s.presence[key] = members
 	}
 	members[userID] = &localMember{info: infoOrNull(info), sockets: 1}
-	return true, nil
+	s.seq++
+	return true, s.seq, nil
 }
 
 // LeavePresence implements State.
-func (s *LocalState) LeavePresence(_ context.Context, appID, channel, userID string) (bool, error) {
+func (s *LocalState) LeavePresence(_ context.Context, appID, channel, userID string) (bool, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := stateKey(appID, channel)
 	members := s.presence[key]
 	m, ok := members[userID]
 	if !ok {
-		return false, nil
+		return false, 0, nil
 	}
 	if m.sockets--; m.sockets > 0 {
-		return false, nil
+		return false, 0, nil
 	}
 	delete(members, userID)
 	if len(members) == 0 {
 		delete(s.presence, key)
 	}
-	return true, nil
+	s.seq++
+	return true, s.seq, nil
 }
 
-// PresenceMembers implements State.
-func (s *LocalState) PresenceMembers(_ context.Context, appID, channel string) (map[string]json.RawMessage, error) {
+// PresenceMembers implements State. The Seq it reports is the node-wide
+// counter: every change of this channel up to it is in the list.
+func (s *LocalState) PresenceMembers(_ context.Context, appID, channel string) (map[string]json.RawMessage, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	members := s.presence[stateKey(appID, channel)]
@@ -91,7 +100,7 @@ func (s *LocalState) PresenceMembers(_ context.Context, appID, channel string) (
 	for id, m := range members {
 		out[id] = m.info
 	}
-	return out, nil
+	return out, s.seq, nil
 }
 
 // RememberEvent implements State.

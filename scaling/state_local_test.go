@@ -44,24 +44,24 @@ func TestLocalStatePresence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			s := NewLocalState()
-			ops := map[bool]func(user string) (bool, error){
-				false: func(user string) (bool, error) {
+			ops := map[bool]func(user string) (bool, uint64, error){
+				false: func(user string) (bool, uint64, error) {
 					return s.JoinPresence(ctx, "app-1", "presence-room", user, nil, 0)
 				},
-				true: func(user string) (bool, error) {
+				true: func(user string) (bool, uint64, error) {
 					return s.LeavePresence(ctx, "app-1", "presence-room", user)
 				},
 			}
 
 			got := make([]bool, 0, len(tt.give))
 			for _, st := range tt.give {
-				changed, err := ops[st.leave](st.user)
+				changed, _, err := ops[st.leave](st.user)
 				require.NoError(t, err)
 				got = append(got, changed)
 			}
 
 			assert.Equal(t, tt.want, got)
-			members, err := s.PresenceMembers(ctx, "app-1", "presence-room")
+			members, _, err := s.PresenceMembers(ctx, "app-1", "presence-room")
 			require.NoError(t, err)
 			ids := make([]string, 0, len(members))
 			for id := range members {
@@ -75,17 +75,17 @@ func TestLocalStatePresence(t *testing.T) {
 func TestLocalStatePresenceInfo(t *testing.T) {
 	ctx := context.Background()
 	s := NewLocalState()
-	_, err := s.JoinPresence(ctx, "app-1", "presence-room", "1", json.RawMessage(`{"name":"Ann"}`), 0)
+	_, _, err := s.JoinPresence(ctx, "app-1", "presence-room", "1", json.RawMessage(`{"name":"Ann"}`), 0)
 	require.NoError(t, err)
-	_, err = s.JoinPresence(ctx, "app-1", "presence-room", "2", nil, 0)
+	_, _, err = s.JoinPresence(ctx, "app-1", "presence-room", "2", nil, 0)
 	require.NoError(t, err)
 
-	members, err := s.PresenceMembers(ctx, "app-1", "presence-room")
+	members, _, err := s.PresenceMembers(ctx, "app-1", "presence-room")
 
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"name":"Ann"}`, string(members["1"]))
 	assert.JSONEq(t, `null`, string(members["2"]))
-	other, err := s.PresenceMembers(ctx, "app-2", "presence-room")
+	other, _, err := s.PresenceMembers(ctx, "app-2", "presence-room")
 	require.NoError(t, err)
 	assert.Empty(t, other, "apps do not share channels")
 }
@@ -108,11 +108,11 @@ func TestLocalStatePresenceLimit(t *testing.T) {
 			ctx := context.Background()
 			s := NewLocalState()
 			for _, u := range []string{"u1", "u2"} {
-				_, err := s.JoinPresence(ctx, "app-1", "presence-room", u, nil, tt.limit)
+				_, _, err := s.JoinPresence(ctx, "app-1", "presence-room", u, nil, tt.limit)
 				require.NoError(t, err)
 			}
 
-			added, err := s.JoinPresence(ctx, "app-1", "presence-room", tt.give, nil, tt.limit)
+			added, _, err := s.JoinPresence(ctx, "app-1", "presence-room", tt.give, nil, tt.limit)
 
 			assert.ErrorIs(t, err, tt.wantErr)
 			assert.Equal(t, tt.want, added)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ const DefaultLease = 15 * time.Second
 //	{p}:presence:{app}:{channel}:members    user -> user_info
 //	{p}:presence:{app}:{channel}:counts     user -> sockets across the cluster
 //	{p}:presence:{app}:{channel}:node:{n}   user -> sockets on node n
+//	{p}:presence:{app}:{channel}:seq        Seq of the channel's last change
 //	{p}:conns:{app}                         node -> open sockets
 //	{p}:cache:{app}:{channel}               last event, expiring after CacheTTL
 //
@@ -35,6 +37,17 @@ const DefaultLease = 15 * time.Second
 // script removes a share once), and that survivor announces the members who
 // left. A node that finds its own lease gone (Redis restarted empty, or it
 // was reaped while paused) re-asserts its share from its own sockets.
+//
+// The Seq of a presence channel is a hybrid clock kept in its seq key:
+// each change of the member set (a join, a leave, a reap, a re-assert)
+// sets it, in the script that makes the change, to one more than before
+// but never less than Redis's clock in microseconds. Numbers therefore
+// grow for as long as the key lives, and a key that is gone (expired after
+// presenceSeqTTL without a change, or lost with the rest of Redis's data)
+// starts again above every number handed out before it, so no socket
+// waits for numbers it has already seen. Should Redis's clock step back
+// (a failover to a host whose clock is behind), the re-assert raises each
+// counter to the largest number the node's sockets have seen.
 type RedisState struct {
 	client *redis.Client
 	prefix string
@@ -95,10 +108,40 @@ func (s *RedisState) presenceBase(appID, channel string) string {
 
 func (s *RedisState) presenceKeys(appID, channel string) []string {
 	base := s.presenceBase(appID, channel)
-	return []string{base + ":members", base + ":counts", base + ":node:" + s.node, s.prefix + ":node:" + s.node + ":presence"}
+	return []string{base + ":members", base + ":counts", base + ":node:" + s.node, s.prefix + ":node:" + s.node + ":presence", base + ":seq"}
 }
 
-var joinScript = redis.NewScript(`
+// presenceSeqTTL is how long a presence channel's seq key outlives the
+// channel's last change. Any member event still in flight is far younger;
+// once the key is gone the clock restarts the numbers above the old ones.
+const presenceSeqTTL = time.Hour
+
+// seqLua defines the Lua functions that number a presence channel's
+// changes; it is the start of every script that changes a member set.
+//
+// bump(key) returns the Seq of a new change: one more than the last, and
+// at least Redis's clock in microseconds (below 2^53 until the year 2255,
+// so exact in a Lua number). raise(key, floor) lifts the counter to floor.
+// Numbers are written with %.0f: Lua would write large ones as 1.7e+15.
+var seqLua = fmt.Sprintf(`
+local seq_ttl = %d
+local function bump(key)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local seq = math.max(tonumber(redis.call('GET', key) or '0') + 1, now)
+  redis.call('SET', key, string.format('%%.0f', seq), 'PX', seq_ttl)
+  return seq
+end
+local function raise(key, floor)
+  if floor > tonumber(redis.call('GET', key) or '0') then
+    redis.call('SET', key, string.format('%%.0f', floor), 'PX', seq_ttl)
+  end
+end
+`, presenceSeqTTL.Milliseconds())
+
+// joinScript returns -1 when the channel is full, 0 when the user was a
+// member already, and the Seq of the change when the user is new.
+var joinScript = redis.NewScript(seqLua + `
 local count = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if count == 0 then
   local max = tonumber(ARGV[3])
@@ -109,29 +152,31 @@ redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('SADD', KEYS[4], ARGV[4])
 if count == 0 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  return 1
+  return bump(KEYS[5])
 end
 return 0
 `)
 
 // JoinPresence implements State.
-func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (bool, error) {
+func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (bool, uint64, error) {
 	if s.down(true) {
-		return false, errLinkDown
+		return false, 0, errLinkDown
 	}
 	n, err := joinScript.Run(ctx, s.client, s.presenceKeys(appID, channel),
-		userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel)).Int()
+		userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel)).Int64()
 	if err != nil {
 		s.dirty.Store(true)
-		return false, fmt.Errorf("join presence %s: %w", channel, err)
+		return false, 0, fmt.Errorf("join presence %s: %w", channel, err)
 	}
 	if n < 0 {
-		return false, ErrMembersLimit
+		return false, 0, ErrMembersLimit
 	}
-	return n == 1, nil
+	return n > 0, uint64(n), nil
 }
 
-var leaveScript = redis.NewScript(`
+// leaveScript returns 0 when the user keeps a socket somewhere, and the
+// Seq of the change when the user is no longer a member.
+var leaveScript = redis.NewScript(seqLua + `
 local mine = redis.call('HINCRBY', KEYS[3], ARGV[1], -1)
 if mine <= 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
 if mine < 0 then return 0 end
@@ -139,43 +184,75 @@ local count = redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
 if count <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[1])
   redis.call('HDEL', KEYS[1], ARGV[1])
-  return 1
+  return bump(KEYS[5])
 end
 return 0
 `)
 
 // LeavePresence implements State. A leave that finds no socket of the user
 // in this node's share (Redis lost it) changes nothing.
-func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID string) (bool, error) {
+func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID string) (bool, uint64, error) {
 	err := errLinkDown
 	if !s.down(true) {
-		var n int
-		n, err = leaveScript.Run(ctx, s.client, s.presenceKeys(appID, channel), userID).Int()
+		var n int64
+		n, err = leaveScript.Run(ctx, s.client, s.presenceKeys(appID, channel), userID).Int64()
 		if err == nil {
-			return n == 1, nil
+			return n > 0, uint64(max(n, 0)), nil
 		}
 		s.dirty.Store(true)
 	}
 	s.mu.Lock()
 	s.unannounced[memberKey{appID, channel, userID}] = struct{}{}
 	s.mu.Unlock()
-	return false, fmt.Errorf("leave presence %s: %w", channel, err)
+	return false, 0, fmt.Errorf("leave presence %s: %w", channel, err)
 }
 
+// membersScript reads a presence channel's members and its Seq at once.
+var membersScript = redis.NewScript(`
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or '0'}
+`)
+
 // PresenceMembers implements State.
-func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string) (map[string]json.RawMessage, error) {
+func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string) (map[string]json.RawMessage, uint64, error) {
 	if s.down(false) {
-		return nil, errLinkDown
+		return nil, 0, errLinkDown
 	}
-	m, err := s.client.HGetAll(ctx, s.presenceBase(appID, channel)+":members").Result()
+	base := s.presenceBase(appID, channel)
+	res, err := membersScript.Run(ctx, s.client, []string{base + ":members", base + ":seq"}).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("presence members %s: %w", channel, err)
+		return nil, 0, fmt.Errorf("presence members %s: %w", channel, err)
 	}
-	out := make(map[string]json.RawMessage, len(m))
-	for id, info := range m {
+	members, seq, err := parseMembers(res)
+	if err != nil {
+		return nil, 0, fmt.Errorf("presence members %s: %w", channel, err)
+	}
+	return members, seq, nil
+}
+
+// parseMembers decodes membersScript's reply.
+func parseMembers(res []any) (map[string]json.RawMessage, uint64, error) {
+	if len(res) != 2 {
+		return nil, 0, errors.New("unexpected reply")
+	}
+	flat, ok := res[0].([]any)
+	text, ok2 := res[1].(string)
+	if !ok || !ok2 || len(flat)%2 != 0 {
+		return nil, 0, errors.New("unexpected reply")
+	}
+	seq, err := strconv.ParseUint(text, 10, 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("seq %q: %w", text, err)
+	}
+	out := make(map[string]json.RawMessage, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		id, ok := flat[i].(string)
+		info, ok2 := flat[i+1].(string)
+		if !ok || !ok2 {
+			return nil, 0, errors.New("unexpected reply")
+		}
 		out[id] = json.RawMessage(info)
 	}
-	return out, nil
+	return out, seq, nil
 }
 
 func (s *RedisState) cacheKey(appID, channel string) string {
@@ -255,9 +332,13 @@ func (s *RedisState) RemoveConnection(ctx context.Context, appID string) error {
 // replaceShareScript replaces a node's whole share with the truth in
 // ARGV[5] (JSON). In "reap" mode it first checks that the node's lease is
 // gone and that the node is still listed, so one survivor reaps it once.
-// It returns two flat lists of "app\nchannel\nuser" entries: members added
-// to and removed from the cluster, and (for added) their user_info.
-var replaceShareScript = redis.NewScript(`
+// Each member the script adds to or removes from a channel (a member both
+// removed and put back is unchanged) is a change with its own Seq; before
+// numbering, each channel of the truth has its counter raised to the
+// largest Seq the node has seen there. It returns two flat lists: members
+// added to the cluster that are to be announced ("app\nchannel\nuser",
+// user_info, Seq) and members removed from it ("app\nchannel\nuser", Seq).
+var replaceShareScript = redis.NewScript(seqLua + `
 local prefix, node, mode, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if mode == 'reap' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return {{}, {}} end
@@ -269,7 +350,7 @@ end
 -- Members a re-assert adds are announced only after a reap announced them
 -- gone; after Redis lost its data the clients never saw them leave.
 local announce_added = mode == 'assert' and redis.call('DEL', KEYS[5]) == 1
-local removed = {}
+local removed = {} -- "app\nchannel\nuser" -> the channel's key base
 for _, entry in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local sep = string.find(entry, '\n', 1, true)
   local base = prefix .. ':presence:' .. string.sub(entry, 1, sep - 1) .. ':' .. string.sub(entry, sep + 1)
@@ -280,7 +361,7 @@ for _, entry in ipairs(redis.call('SMEMBERS', KEYS[3])) do
     if redis.call('HINCRBY', base .. ':counts', user, -n) <= 0 then
       redis.call('HDEL', base .. ':counts', user)
       redis.call('HDEL', base .. ':members', user)
-      removed[entry .. '\n' .. user] = true
+      removed[entry .. '\n' .. user] = base
     end
   end
   redis.call('DEL', mine)
@@ -295,6 +376,7 @@ local truth = cjson.decode(ARGV[5])
 for _, m in ipairs(truth.presence) do
   local entry = m.a .. '\n' .. m.c
   local base = prefix .. ':presence:' .. m.a .. ':' .. m.c
+  raise(base .. ':seq', m.s)
   local count = redis.call('HINCRBY', base .. ':counts', m.u, m.n)
   redis.call('HINCRBY', base .. ':node:' .. node, m.u, m.n)
   redis.call('SADD', KEYS[3], entry)
@@ -303,9 +385,13 @@ for _, m in ipairs(truth.presence) do
     local key = entry .. '\n' .. m.u
     if removed[key] then
       removed[key] = nil
-    elseif announce_added then
-      table.insert(added, key)
-      table.insert(added, m.i)
+    else
+      local seq = bump(base .. ':seq')
+      if announce_added then
+        table.insert(added, key)
+        table.insert(added, m.i)
+        table.insert(added, seq)
+      end
     end
   end
 end
@@ -320,7 +406,10 @@ else
   redis.call('SET', KEYS[2], '1', 'PX', lease)
 end
 local gone = {}
-for key in pairs(removed) do table.insert(gone, key) end
+for key, base in pairs(removed) do
+  table.insert(gone, key)
+  table.insert(gone, bump(base .. ':seq'))
+end
 return {added, gone}
 `)
 
@@ -336,6 +425,7 @@ type presenceTruth struct {
 	UserID  string `json:"u"`
 	Info    string `json:"i"`
 	Sockets int    `json:"n"`
+	Seq     uint64 `json:"s"`
 }
 
 type connShare struct {
@@ -348,7 +438,7 @@ func (s *RedisState) replaceShare(ctx context.Context, node, mode string, share 
 	truth := shareTruth{Presence: make([]presenceTruth, 0, len(share.Presence)), Conns: []connShare{}}
 	for _, p := range share.Presence {
 		if p.Sockets > 0 {
-			truth.Presence = append(truth.Presence, presenceTruth{p.AppID, p.Channel, p.UserID, string(infoOrNull(p.Info)), p.Sockets})
+			truth.Presence = append(truth.Presence, presenceTruth{p.AppID, p.Channel, p.UserID, string(infoOrNull(p.Info)), p.Sockets, p.Seq})
 		}
 	}
 	for app, n := range share.Connections {
@@ -371,29 +461,31 @@ func (s *RedisState) replaceShare(ctx context.Context, node, mode string, share 
 	if err != nil {
 		return nil, fmt.Errorf("%s share of node %s: %w", mode, node, err)
 	}
-	var changes []PresenceChange
 	if len(res) != 2 {
 		return nil, fmt.Errorf("%s share of node %s: unexpected reply", mode, node)
 	}
+	var changes []PresenceChange
 	added, _ := res[0].([]any)
-	for i := 0; i+1 < len(added); i += 2 {
-		if ch, ok := parseChange(added[i], true); ok {
+	for i := 0; i+2 < len(added); i += 3 {
+		if ch, ok := parseChange(added[i], added[i+2], true); ok {
 			info, _ := added[i+1].(string)
 			ch.Info = json.RawMessage(info)
 			changes = append(changes, ch)
 		}
 	}
 	removed, _ := res[1].([]any)
-	for _, r := range removed {
-		if ch, ok := parseChange(r, false); ok {
+	for i := 0; i+1 < len(removed); i += 2 {
+		if ch, ok := parseChange(removed[i], removed[i+1], false); ok {
 			changes = append(changes, ch)
 		}
 	}
 	return changes, nil
 }
 
-func parseChange(v any, added bool) (PresenceChange, bool) {
-	s, ok := v.(string)
+// parseChange decodes one change of replaceShareScript's reply: an
+// "app\nchannel\nuser" entry and its Seq.
+func parseChange(entry, seq any, added bool) (PresenceChange, bool) {
+	s, ok := entry.(string)
 	if !ok {
 		return PresenceChange{}, false
 	}
@@ -401,7 +493,8 @@ func parseChange(v any, added bool) (PresenceChange, bool) {
 	if len(parts) != 3 {
 		return PresenceChange{}, false
 	}
-	return PresenceChange{AppID: parts[0], Channel: parts[1], UserID: parts[2], Added: added}, true
+	n, _ := seq.(int64) // a missing number leaves Seq 0: delivered as before Seqs
+	return PresenceChange{AppID: parts[0], Channel: parts[1], UserID: parts[2], Added: added, Seq: uint64(max(n, 0))}, true
 }
 
 // Run implements State: it asserts this node's share at once, then every
@@ -470,7 +563,8 @@ func (s *RedisState) gone(ctx context.Context, changes []PresenceChange) []Prese
 	}
 	var out []PresenceChange
 	for p := range pending {
-		member, err := s.client.HExists(ctx, s.presenceBase(p.appID, p.channel)+":members", p.userID).Result()
+		base := s.presenceBase(p.appID, p.channel)
+		seq, err := goneScript.Run(ctx, s.client, []string{base + ":members", base + ":seq"}, p.userID).Int64()
 		if err != nil {
 			s.mu.Lock()
 			s.unannounced[p] = struct{}{} // try again after the next re-assert
@@ -478,12 +572,20 @@ func (s *RedisState) gone(ctx context.Context, changes []PresenceChange) []Prese
 			s.dirty.Store(true)
 			continue
 		}
-		if !member {
-			out = append(out, PresenceChange{AppID: p.appID, Channel: p.channel, UserID: p.userID})
+		if seq > 0 {
+			out = append(out, PresenceChange{AppID: p.appID, Channel: p.channel, UserID: p.userID, Seq: uint64(seq)})
 		}
 	}
 	return out
 }
+
+// goneScript returns 0 when ARGV[1] is a member of the channel, else a new
+// Seq for announcing that the member is gone: a fresh number, so every
+// socket whose list is older than now hears it.
+var goneScript = redis.NewScript(seqLua + `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+return bump(KEYS[2])
+`)
 
 // reap removes the share of every listed node whose lease has expired.
 func (s *RedisState) reap(ctx context.Context, announce func(context.Context, []PresenceChange)) {

@@ -5,10 +5,13 @@
 // Concurrency: Manager.mu guards the map of apps. Each app's state has its
 // own lock, taken for writing by every change of membership, so a channel is
 // created and removed atomically with its first and last subscriber. Each
-// Channel has a lock for its subscriber snapshot. Lock order: Manager.mu,
-// then appState.mu, then Channel.mu, then connection.Conn's own lock. No
-// lock is held while sending: broadcasts copy a snapshot first, and sends
-// only queue bytes.
+// Channel has a lock for its subscriber snapshot and the state of each
+// subscription. Lock order: Manager.mu, then appState.mu, then Channel.mu,
+// then connection.Conn's own lock. Regular broadcasts copy a snapshot of
+// the subscribers and send without a lock. Presence member events (rare)
+// and Ready send while holding Channel.mu, so that a subscription's member
+// list and the member events around it are queued in one consistent
+// order; sends only queue bytes and never block.
 //
 // The package imports connection, pusher and apps.
 package channels

@@ -52,6 +52,10 @@ type Joined struct {
 
 // Subscribe adds c to channel, as member mem on presence channels (mem is
 // nil elsewhere). Limits on members are the shared state's to enforce.
+//
+// A presence member's subscription starts pending: member events for it
+// are held until Ready sends its member list. Regular events reach it at
+// once.
 func (m *Manager) Subscribe(c *connection.Conn, channel string, mem *pusher.Member) Joined {
 	a := m.app(c.App().ID)
 	a.mu.Lock()
@@ -164,6 +168,48 @@ func (m *Manager) Broadcast(appID, channel string, frame []byte, exceptID string
 		return 0
 	}
 	return ch.broadcast(frame, exceptID)
+}
+
+// BroadcastMember queues a member event (member_added or member_removed)
+// of a presence channel, numbered seq (0: none), to every subscriber of
+// channel on this node but the socket exceptID. It is held for
+// subscriptions that wait for their member list and dropped for those
+// whose list is at least as new as seq. It returns how many sockets it was
+// queued to or held for. On other channels it is Broadcast.
+func (m *Manager) BroadcastMember(appID, channel string, frame []byte, exceptID string, seq uint64) int {
+	a := m.app(appID)
+	a.mu.RLock()
+	ch := a.channels[channel]
+	a.mu.RUnlock()
+	switch {
+	case ch == nil:
+		return 0
+	case ch.members == nil:
+		return ch.broadcast(frame, exceptID)
+	}
+	return ch.broadcastMember(frame, exceptID, seq)
+}
+
+// Ready ends the wait of c's subscription to channel: it queues payload
+// (subscription_succeeded with the member list as of seq; nil sends
+// nothing), then the member events held meanwhile that are numbered above
+// seq or not at all, in the order they came. From then on member events
+// numbered seq or less are dropped for c. It is atomic with respect to
+// BroadcastMember, so no member event is lost or sent twice in between.
+// Calling it again, as a repeated subscription does, sends the new list and
+// raises the bar to the larger seq.
+func (m *Manager) Ready(c *connection.Conn, channel string, seq uint64, payload []byte) {
+	a := m.app(c.App().ID)
+	a.mu.RLock()
+	ch := a.channels[channel]
+	a.mu.RUnlock()
+	if ch == nil {
+		if payload != nil {
+			c.Send(payload)
+		}
+		return
+	}
+	ch.ready(c, seq, payload)
 }
 
 // Find returns channel, or nil when nobody here is subscribed.

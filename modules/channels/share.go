@@ -61,7 +61,7 @@ func (m *Manager) presenceShare() []scaling.PresenceShare {
 			}
 			ch.mu.Lock()
 			for user, mem := range ch.members {
-				out = append(out, scaling.PresenceShare{AppID: appID, Channel: name, UserID: user, Info: mem.info, Sockets: mem.sockets})
+				out = append(out, scaling.PresenceShare{AppID: appID, Channel: name, UserID: user, Info: mem.info, Sockets: mem.sockets, Seq: ch.seen})
 			}
 			ch.mu.Unlock()
 		}

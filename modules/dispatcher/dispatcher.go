@@ -44,6 +44,12 @@ func New(pubsub scaling.PubSubProvider, manager *channels.Manager, log *slog.Log
 // Dispatch publishes ev for appID to every node. The socket exceptID, on
 // whichever node it lives, does not receive it.
 func (d *Dispatcher) Dispatch(ctx context.Context, appID string, ev Event, exceptID string) error {
+	return d.publish(ctx, appID, ev, exceptID, 0)
+}
+
+// publish is Dispatch for an event numbered seq (0: none) by the shared
+// state: the number goes in the envelope.
+func (d *Dispatcher) publish(ctx context.Context, appID string, ev Event, exceptID string, seq uint64) error {
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event %q: %w", ev.Name, err)
@@ -54,6 +60,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, appID string, ev Event, excep
 		Kind:     KindEvent,
 		AppID:    appID,
 		SocketID: exceptID,
+		Seq:      seq,
 		Payload:  payload,
 	})
 	if err != nil {
@@ -67,16 +74,24 @@ func (d *Dispatcher) Kind() string { return KindEvent }
 
 // Handle delivers an event envelope to this node's subscribers: the event
 // is encoded and framed once per channel and the same bytes are queued to
-// every subscriber.
+// every subscriber. Presence member events go with the envelope's Seq
+// through BroadcastMember, which keeps them in step with each socket's
+// member list.
 func (d *Dispatcher) Handle(_ context.Context, e scaling.Envelope) {
 	var ev Event
 	if err := json.Unmarshal(e.Payload, &ev); err != nil || ev.Name == "" {
 		d.log.Warn("dropped malformed event envelope", "app_id", e.AppID, "origin", e.Origin, "err", err)
 		return
 	}
+	member := isMemberEvent(ev.Name)
 	for _, channel := range ev.Channels {
 		frame := connection.TextFrame(pusher.EncodeEvent(ev.Name, channel, ev.Data, ev.UserID))
-		n := d.channels.Broadcast(e.AppID, channel, frame, e.SocketID)
+		var n int
+		if member {
+			n = d.channels.BroadcastMember(e.AppID, channel, frame, e.SocketID, e.Seq)
+		} else {
+			n = d.channels.Broadcast(e.AppID, channel, frame, e.SocketID)
+		}
 		if d.debug {
 			d.log.Debug("broadcast", "app_id", e.AppID, "channel", channel, "event", ev.Name, "sockets", n)
 		}

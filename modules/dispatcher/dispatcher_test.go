@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -169,20 +170,22 @@ func TestMemberEvents(t *testing.T) {
 		wantEvent  string
 		wantData   string // the JSON inside the data string
 		wantExcept string
+		wantSeq    uint64
 	}{
 		{
 			name: "member added",
 			give: func(d *dispatcher.Dispatcher) error {
-				return d.MemberAdded(context.Background(), "app-1", "presence-r", "u1", json.RawMessage(`{"name":"Ann"}`), "1.1")
+				return d.MemberAdded(context.Background(), "app-1", "presence-r", "u1", json.RawMessage(`{"name":"Ann"}`), 7, "1.1")
 			},
 			wantEvent:  pusher.EventMemberAdded,
 			wantData:   `{"user_id":"u1","user_info":{"name":"Ann"}}`,
 			wantExcept: "1.1",
+			wantSeq:    7,
 		},
 		{
-			name: "member added without info",
+			name: "member added without info or seq",
 			give: func(d *dispatcher.Dispatcher) error {
-				return d.MemberAdded(context.Background(), "app-1", "presence-r", "u1", nil, "1.1")
+				return d.MemberAdded(context.Background(), "app-1", "presence-r", "u1", nil, 0, "1.1")
 			},
 			wantEvent:  pusher.EventMemberAdded,
 			wantData:   `{"user_id":"u1"}`,
@@ -191,10 +194,11 @@ func TestMemberEvents(t *testing.T) {
 		{
 			name: "member removed",
 			give: func(d *dispatcher.Dispatcher) error {
-				return d.MemberRemoved(context.Background(), "app-1", "presence-r", "u1")
+				return d.MemberRemoved(context.Background(), "app-1", "presence-r", "u1", 1<<60)
 			},
 			wantEvent: pusher.EventMemberRemoved,
 			wantData:  `{"user_id":"u1"}`,
+			wantSeq:   1 << 60,
 		},
 	}
 	for _, tt := range tests {
@@ -207,6 +211,8 @@ func TestMemberEvents(t *testing.T) {
 			got := ps.Published()
 			require.Len(t, got, 1)
 			assert.Equal(t, tt.wantExcept, got[0].SocketID)
+			assert.Equal(t, tt.wantSeq, got[0].Seq, "the seq travels in the envelope")
+			assert.NotContains(t, string(got[0].Payload), "seq", "the event sent to clients does not change")
 			var ev dispatcher.Event
 			require.NoError(t, json.Unmarshal(got[0].Payload, &ev))
 			assert.Equal(t, []string{"presence-r"}, ev.Channels)
@@ -223,8 +229,8 @@ func TestAnnounce(t *testing.T) {
 	d := dispatcher.New(ps, channels.NewManager(), discard)
 
 	d.Announce(context.Background(), []scaling.PresenceChange{
-		{AppID: "app-1", Channel: "presence-a", UserID: "u1", Info: json.RawMessage(`{}`), Added: true},
-		{AppID: "app-2", Channel: "presence-b", UserID: "u2"},
+		{AppID: "app-1", Channel: "presence-a", UserID: "u1", Info: json.RawMessage(`{}`), Added: true, Seq: 3},
+		{AppID: "app-2", Channel: "presence-b", UserID: "u2", Seq: 9},
 	})
 
 	got := ps.Published()
@@ -233,12 +239,12 @@ func TestAnnounce(t *testing.T) {
 	for _, e := range got {
 		var ev dispatcher.Event
 		require.NoError(t, json.Unmarshal(e.Payload, &ev))
-		names = append(names, e.AppID+" "+ev.Channels[0]+" "+ev.Name)
+		names = append(names, fmt.Sprintf("%s %s %s %d", e.AppID, ev.Channels[0], ev.Name, e.Seq))
 		assert.Empty(t, e.SocketID, "nobody is excluded")
 	}
 	assert.Equal(t, []string{
-		"app-1 presence-a " + pusher.EventMemberAdded,
-		"app-2 presence-b " + pusher.EventMemberRemoved,
+		"app-1 presence-a " + pusher.EventMemberAdded + " 3",
+		"app-2 presence-b " + pusher.EventMemberRemoved + " 9",
 	}, names)
 }
 
@@ -249,4 +255,56 @@ func TestAnnounceGoesOnAfterAnError(t *testing.T) {
 	assert.NotPanics(t, func() {
 		d.Announce(context.Background(), []scaling.PresenceChange{{AppID: "a", Channel: "presence-a", UserID: "u"}})
 	})
+}
+
+// memberEnvelope returns the envelope MemberAdded would publish for user,
+// numbered seq.
+func memberEnvelope(t *testing.T, user string, seq uint64) scaling.Envelope {
+	t.Helper()
+	ps := &fakePubSub{}
+	d := dispatcher.New(ps, channels.NewManager(), discard)
+	require.NoError(t, d.MemberAdded(context.Background(), "app-1", "presence-r", user, nil, seq, ""))
+	return ps.Published()[0]
+}
+
+func TestHandleKeepsMemberEventsInStepWithTheMemberList(t *testing.T) {
+	app := testApp("app-1")
+	m := channels.NewManager()
+	d := dispatcher.New(&fakePubSub{}, m, discard)
+	c, rec := newConn(t, "1.1", app, "me")
+	m.Subscribe(c, "presence-r", &pusher.Member{UserID: "me"})
+	deliver := func(e scaling.Envelope) { d.Handle(context.Background(), e) }
+
+	deliver(memberEnvelope(t, "in-the-list", 4)) // held: the socket waits for its list
+	deliver(memberEnvelope(t, "after-the-list", 6))
+	deliver(eventEnvelope(t, app.ID, dispatcher.Event{Channels: []string{"presence-r"}, Name: "regular"}, ""))
+	m.Ready(c, "presence-r", 5, []byte(`{"event":"list"}`))
+	deliver(memberEnvelope(t, "late-but-listed", 5))
+	deliver(memberEnvelope(t, "older-node", 0))
+	deliver(memberEnvelope(t, "new", 7))
+	// A marker: once it arrives, nothing else will.
+	deliver(eventEnvelope(t, app.ID, dispatcher.Event{Channels: []string{"presence-r"}, Name: "marker"}, ""))
+
+	frames := rec.wait(t, 6)
+	got := make([]string, 0, len(frames))
+	for _, f := range frames {
+		ev := f.event(t)
+		var member struct {
+			UserID string `json:"user_id"`
+		}
+		if ev.Event == pusher.EventMemberAdded {
+			var data string
+			require.NoError(t, json.Unmarshal(ev.Data, &data))
+			require.NoError(t, json.Unmarshal([]byte(data), &member))
+		}
+		got = append(got, ev.Event+" "+member.UserID)
+	}
+	assert.Equal(t, []string{
+		"regular ",
+		"list ",
+		pusher.EventMemberAdded + " after-the-list",
+		pusher.EventMemberAdded + " older-node",
+		pusher.EventMemberAdded + " new",
+		"marker ",
+	}, got)
 }

@@ -257,10 +257,10 @@ func TestBusState(t *testing.T) {
 	s := bus.State()
 	assert.Same(t, s, bus.State(), "every node shares one state")
 
-	added, err := s.JoinPresence(context.Background(), "app-1", "presence-room", "u1", nil, 0)
+	added, _, err := s.JoinPresence(context.Background(), "app-1", "presence-room", "u1", nil, 0)
 	require.NoError(t, err)
 	assert.True(t, added)
-	added, err = bus.State().JoinPresence(context.Background(), "app-1", "presence-room", "u1", nil, 0)
+	added, _, err = bus.State().JoinPresence(context.Background(), "app-1", "presence-room", "u1", nil, 0)
 	require.NoError(t, err)
 	assert.False(t, added, "the user is already a member through the other node")
 }

@@ -1,0 +1,297 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fizz-server/fizz/handlers"
+	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/connection/connectiontest"
+	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// steppedPubSub is a PubSubProvider that delivers each envelope while
+// Publish runs, or, while held, keeps them until release: the test decides
+// when another node's member event reaches this node.
+type steppedPubSub struct {
+	mu      sync.Mutex
+	deliver func(context.Context, scaling.Envelope)
+	held    bool
+	queue   []scaling.Envelope
+}
+
+var _ scaling.PubSubProvider = (*steppedPubSub)(nil)
+
+func (p *steppedPubSub) Publish(ctx context.Context, e scaling.Envelope) (int64, error) {
+	p.mu.Lock()
+	if p.held {
+		p.queue = append(p.queue, e)
+		p.mu.Unlock()
+		return 1, nil
+	}
+	deliver := p.deliver
+	p.mu.Unlock()
+	deliver(ctx, e)
+	return 1, nil
+}
+
+func (p *steppedPubSub) hold(held bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = held
+}
+
+// release delivers the envelopes kept while held, in order.
+func (p *steppedPubSub) release(ctx context.Context) {
+	p.mu.Lock()
+	queue, deliver := p.queue, p.deliver
+	p.queue, p.held = nil, false
+	p.mu.Unlock()
+	for _, e := range queue {
+		deliver(ctx, e)
+	}
+}
+
+func (p *steppedPubSub) Reply(context.Context, string, scaling.Envelope) error { return nil }
+func (p *steppedPubSub) Node() string                                          { return "stepped" }
+func (p *steppedPubSub) Close() error                                          { return nil }
+func (p *steppedPubSub) Subscribe(_ context.Context, deliver func(context.Context, scaling.Envelope)) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.deliver = deliver
+	return nil
+}
+
+// hookedState is a State that runs a hook once, at the start of the next
+// PresenceMembers: after the socket was registered on the channel and
+// before its member list is read, the window of the race.
+type hookedState struct {
+	scaling.State
+	mu   sync.Mutex
+	hook func()
+}
+
+func (s *hookedState) PresenceMembers(ctx context.Context, appID, channel string) (map[string]json.RawMessage, uint64, error) {
+	s.mu.Lock()
+	hook := s.hook
+	s.hook = nil
+	s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return s.State.PresenceMembers(ctx, appID, channel)
+}
+
+func (s *hookedState) setHook(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = f
+}
+
+// raceNode is one node's message handling, wired by hand around a
+// steppedPubSub and a hookedState.
+type raceNode struct {
+	app      *apps.App
+	manager  *channels.Manager
+	pubsub   *steppedPubSub
+	state    *hookedState
+	handler  *handlers.MessageHandler
+	sockets  map[string]*raceSocket // by user
+	nextConn int
+}
+
+// raceSocket is one user's socket on the presence channel.
+type raceSocket struct {
+	user string
+	conn *connection.Conn
+	rec  *connectiontest.Recorder
+	left bool
+}
+
+func newRaceNode(t *testing.T) *raceNode {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	app := (&apps.App{ID: "race", Key: "race-key", Secret: "race-secret", PingInterval: time.Hour}).WithDefaults()
+	manager := channels.NewManager()
+	pubsub := &steppedPubSub{}
+	d := dispatcher.New(pubsub, manager, log)
+	router, err := scaling.NewRouter([]scaling.Handler{d}, log)
+	require.NoError(t, err)
+	require.NoError(t, pubsub.Subscribe(context.Background(), router.Deliver))
+	state := &hookedState{State: scaling.NewLocalState()}
+	h := handlers.NewMessageHandler(handlers.MessageHandlerParams{
+		Channels: manager, Share: channels.NewShareSource(manager, connection.NewRegistry()), State: state,
+		Dispatcher: d, Log: log,
+	})
+	return &raceNode{app: &app, manager: manager, pubsub: pubsub, state: state, handler: h, sockets: map[string]*raceSocket{}}
+}
+
+const raceChannel = "presence-race"
+
+// join opens a socket for user and subscribes it to raceChannel, as the
+// socket's reader would.
+func (n *raceNode) join(t *testing.T, user string) {
+	t.Helper()
+	n.nextConn++
+	rec := connectiontest.NewRecorder()
+	c := connection.New(fmt.Sprintf("1.%d", n.nextConn), n.app, rec, slog.New(slog.DiscardHandler), false)
+	t.Cleanup(func() { c.Finish(true) })
+	n.sockets[user] = &raceSocket{user: user, conn: c, rec: rec}
+	data := fmt.Sprintf(`{"user_id":%q}`, user)
+	frame, err := json.Marshal(map[string]any{
+		"event": pusher.EventSubscribe,
+		"data": map[string]string{
+			"channel":      raceChannel,
+			"auth":         pusher.ChannelAuth(n.app.Key, n.app.Secret, c.ID(), raceChannel, data),
+			"channel_data": data,
+		},
+	})
+	require.NoError(t, err)
+	n.handler.Handle(context.Background(), c, frame)
+}
+
+// leave unsubscribes user's socket.
+func (n *raceNode) leave(t *testing.T, user string) {
+	t.Helper()
+	s := n.sockets[user]
+	s.left = true
+	n.handler.Handle(context.Background(), s.conn, fmt.Appendf(nil, `{"event":%q,"data":{"channel":%q}}`, pusher.EventUnsubscribe, raceChannel))
+}
+
+// raceAction is a join or a leave of one user.
+type raceAction struct {
+	user  string
+	leave bool
+}
+
+// view replays what a socket was sent on the channel and fails the test
+// on the first event that does not fit the member list the socket knew:
+// a member event before subscription_succeeded, member_added for a member
+// it had, member_removed for one it did not have. It returns the final
+// member list.
+func (s *raceSocket) view(t *testing.T, payloads []string) []string {
+	t.Helper()
+	var known map[string]bool
+	for i, p := range payloads {
+		var f struct {
+			Event   string `json:"event"`
+			Channel string `json:"channel"`
+			Data    string `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(p), &f), "frame %q", p)
+		where := fmt.Sprintf("socket of %s, frame %d of %q", s.user, i, payloads)
+		switch f.Event {
+		case pusher.EventSubscriptionSucceeded:
+			var d struct {
+				Presence struct {
+					IDs []string `json:"ids"`
+				} `json:"presence"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(f.Data), &d))
+			known = map[string]bool{}
+			for _, id := range d.Presence.IDs {
+				known[id] = true
+			}
+		case pusher.EventMemberAdded, pusher.EventMemberRemoved:
+			require.NotNil(t, known, "%s: a member event before subscription_succeeded", where)
+			var m struct {
+				UserID string `json:"user_id"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(f.Data), &m))
+			added := f.Event == pusher.EventMemberAdded
+			require.NotEqual(t, added, known[m.UserID], "%s: %s for %s, whose presence the socket knew: %v", where, f.Event, m.UserID, known)
+			known[m.UserID] = added
+		}
+	}
+	require.NotNil(t, known, "socket of %s: no subscription_succeeded in %q", s.user, payloads)
+	out := []string{}
+	for id, in := range known {
+		if in {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestPresenceJoinRace reproduces the race of a presence subscription:
+// another user joins or leaves after the socket was registered on the
+// channel and before its member list was read, and that user's member
+// event reaches the socket before or after its subscription_succeeded.
+// Every socket must see each member once: the list, then only the changes
+// the list does not have.
+func TestPresenceJoinRace(t *testing.T) {
+	tests := []struct {
+		name   string
+		before []string     // members with a socket before "x" subscribes
+		during []raceAction // between x's registration and x's member list
+		held   bool         // their events reach the node only after x subscribed
+	}{
+		{name: "a join announced before the list is read", during: []raceAction{{user: "y"}}},
+		{name: "a join announced after the list is read", during: []raceAction{{user: "y"}}, held: true},
+		{name: "a leave announced before the list is read", before: []string{"y"}, during: []raceAction{{user: "y", leave: true}}},
+		{name: "a leave announced after the list is read", before: []string{"y"}, during: []raceAction{{user: "y", leave: true}}, held: true},
+		{
+			name:   "joins and leaves announced before the list is read",
+			before: []string{"w"},
+			during: []raceAction{{user: "y"}, {user: "z"}, {user: "w", leave: true}, {user: "y", leave: true}},
+		},
+		{
+			name:   "joins and leaves announced after the list is read",
+			before: []string{"w"},
+			during: []raceAction{{user: "y"}, {user: "z"}, {user: "w", leave: true}, {user: "y", leave: true}},
+			held:   true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			n := newRaceNode(t)
+			for _, user := range tt.before {
+				n.join(t, user)
+			}
+			n.pubsub.hold(tt.held)
+			n.state.setHook(func() {
+				for _, a := range tt.during {
+					if a.leave {
+						n.leave(t, a.user)
+					} else {
+						n.join(t, a.user)
+					}
+				}
+			})
+
+			n.join(t, "x")
+			n.pubsub.release(ctx)
+
+			members, _, err := n.state.PresenceMembers(ctx, n.app.ID, raceChannel)
+			require.NoError(t, err)
+			want := slices.Sorted(maps.Keys(members))
+			// A marker to every socket: once it arrives, nothing else will.
+			marker := `{"event":"marker","channel":"` + raceChannel + `"}`
+			n.manager.Broadcast(n.app.ID, raceChannel, connection.TextFrame([]byte(marker)), "")
+			for _, s := range n.sockets {
+				if s.left {
+					continue
+				}
+				require.Eventually(t, func() bool { return slices.Contains(s.rec.Payloads(), marker) }, 5*time.Second, time.Millisecond)
+				assert.Equal(t, want, s.view(t, s.rec.Payloads()), "the final view of %s's socket", s.user)
+			}
+		})
+	}
+}
