@@ -37,6 +37,7 @@ type Conn struct {
 	id        string
 	app       *apps.App
 	transport net.Conn
+	tryWrite  func([]byte) (int, error) // nil: the transport cannot write without waiting
 	log       *slog.Logger
 	debug     bool
 
@@ -74,6 +75,7 @@ func New(id string, app *apps.App, transport net.Conn, log *slog.Logger, debug b
 		id:         id,
 		app:        app,
 		transport:  transport,
+		tryWrite:   nonBlocking(transport),
 		log:        log,
 		debug:      debug,
 		channelSet: make(map[string]struct{}),
@@ -222,10 +224,10 @@ func (c *Conn) SendFrame(frame []byte) {
 }
 
 // runWriter runs the writer loop on the pool, or on a goroutine of its own
-// when there is no pool or it is busy.
+// when there is no pool or the transport cannot be written without waiting.
 func (c *Conn) runWriter(pool *Writers) {
-	if pool == nil || !pool.offer(c) {
-		go c.writeLoop()
+	if c.tryWrite == nil || pool == nil || !pool.offer(c) {
+		go c.writeLoop(false)
 	}
 }
 
@@ -349,84 +351,145 @@ func (c *Conn) startWriterLocked() bool {
 	return true
 }
 
-// writeLoop drains the queue, coalescing every queued frame into one write,
-// until the queue is empty; once closing it writes the final frames and
-// exits for good.
-func (c *Conn) writeLoop() {
-	defer c.writers.Done()
+// writeLoop drains the queue, coalescing every queued frame into one
+// write, until the queue is empty; once closing it writes the final frames
+// and exits for good. On the pool (onPool) it never waits for the peer:
+// what the peer's socket buffer cannot take now goes to a goroutine of the
+// socket's own (writeRest), which carries on as its writer, so one slow
+// peer never holds up a pool goroutine.
+func (c *Conn) writeLoop(onPool bool) {
 	for {
-		c.mu.Lock()
-		var batch [][]byte
-		final := false
-		switch {
-		case c.final != nil:
-			// Still written after Finish(false): the answer to the
-			// client's close frame must go out (RFC 6455 5.5.1).
-			batch, c.final, final = c.final, nil, true
-		case c.state == stateClosed:
-		case len(c.queue) > 0:
-			batch = c.queue
-			c.queue, c.spare = c.spare, nil
-		}
+		batch, final := c.takeBatch()
 		if batch == nil {
-			c.writing = false
-			c.mu.Unlock()
+			c.writers.Done()
 			return
 		}
-		c.mu.Unlock()
-		select {
-		case c.taken <- struct{}{}:
-		default:
+		buf := getBuffer()
+		for _, f := range batch {
+			*buf = append(*buf, f...)
 		}
-
-		err := c.write(batch)
-		if !final {
-			clear(batch)
-			c.mu.Lock()
-			if c.spare == nil && cap(batch) <= QueueSize {
-				c.spare = batch[:0]
+		frames, size := len(batch), len(*buf)
+		c.recycle(batch, final)
+		var err error
+		if onPool && c.tryWrite != nil {
+			var sent int
+			if sent, err = c.tryWrite(*buf); err == nil && sent < size {
+				go c.writeRest(buf, sent, frames, final)
+				return
 			}
-			c.mu.Unlock()
+		} else {
+			err = c.writeAll(*buf)
 		}
-		if err != nil {
-			c.mu.Lock()
-			c.state = stateClosed
-			c.writing = false
-			c.mu.Unlock()
-			_ = c.transport.Close() // the reader sees the failure and finishes
+		putBuffer(buf)
+		if !c.wrote(frames, size, final, err) {
+			c.writers.Done()
 			return
 		}
-		if final {
-			// Our close frame is out: the client answers with its own, or
-			// the reader gives up after CloseGrace.
-			_ = c.transport.SetReadDeadline(time.Now().Add(CloseGrace))
+		if onPool && c.writerSet.yield(c) {
+			return // back of the line: the sockets waiting go first
 		}
 	}
 }
 
-// write sends frames with one write call, under a write deadline.
-func (c *Conn) write(frames [][]byte) error {
-	buf := getBuffer()
-	defer putBuffer(buf)
-	for _, f := range frames {
-		*buf = append(*buf, f...)
+// writeRest writes what a non-blocking write left over, waiting for the
+// peer, then goes on as the socket's writer off the pool.
+func (c *Conn) writeRest(buf *[]byte, sent, frames int, final bool) {
+	size := len(*buf)
+	err := c.writeAll((*buf)[sent:])
+	putBuffer(buf)
+	if !c.wrote(frames, size, final, err) {
+		c.writers.Done()
+		return
 	}
+	c.writeLoop(false)
+}
+
+// takeBatch takes what the writer sends next: the final frames once
+// closing, else every queued frame. A nil batch means the writer is done.
+func (c *Conn) takeBatch() (batch [][]byte, final bool) {
+	c.mu.Lock()
+	switch {
+	case c.final != nil:
+		// Still written after Finish(false): the answer to the client's
+		// close frame must go out (RFC 6455 5.5.1).
+		batch, c.final, final = c.final, nil, true
+	case c.state == stateClosed:
+	case len(c.queue) > 0:
+		batch = c.queue
+		c.queue, c.spare = c.spare, nil
+	}
+	if batch == nil {
+		c.writing = false
+	}
+	c.mu.Unlock()
+	if batch != nil {
+		select {
+		case c.taken <- struct{}{}:
+		default:
+		}
+	}
+	return batch, final
+}
+
+// recycle keeps a written batch's slice as the next queue.
+func (c *Conn) recycle(batch [][]byte, final bool) {
+	if final {
+		return
+	}
+	clear(batch)
+	c.mu.Lock()
+	if c.spare == nil && cap(batch) <= QueueSize {
+		c.spare = batch[:0]
+	}
+	c.mu.Unlock()
+}
+
+// wrote records a write's outcome and reports whether the writer goes on:
+// a failed write closes the transport, and the reader then finishes.
+func (c *Conn) wrote(frames, size int, final bool, err error) bool {
+	c.mu.Lock()
+	obs := c.observer
+	if err != nil {
+		c.state = stateClosed
+		c.writing = false
+	}
+	c.mu.Unlock()
+	if err != nil {
+		_ = c.transport.Close()
+		return false
+	}
+	if obs != nil {
+		obs.MessagesSent(frames, size)
+	}
+	if final {
+		// Our close frame is out: the client answers with its own, or
+		// the reader gives up after CloseGrace.
+		_ = c.transport.SetReadDeadline(time.Now().Add(CloseGrace))
+	}
+	return true
+}
+
+// writeAll writes b, waiting for the peer at most WriteTimeout.
+func (c *Conn) writeAll(b []byte) error {
 	if err := c.transport.SetWriteDeadline(time.Now().Add(WriteTimeout)); err != nil {
 		return err
 	}
 	// Finish(true) may have set its past deadline just before ours; it
 	// sets cut first, so checking cut after our deadline closes the gap.
 	c.mu.Lock()
-	cut, obs := c.cut, c.observer
+	cut := c.cut
 	c.mu.Unlock()
 	if cut {
 		return errPeerGone
 	}
-	_, err := c.transport.Write(*buf)
-	if err == nil && obs != nil {
-		obs.MessagesSent(len(frames), len(*buf))
+	if _, err := c.transport.Write(b); err != nil {
+		return err
 	}
-	return err
+	if c.tryWrite != nil {
+		// Non-blocking writes check the deadline too: lift it.
+		return c.transport.SetWriteDeadline(time.Time{})
+	}
+	return nil
 }
 
 // checkAlive runs on the liveness timer: it pings a silent socket and closes

@@ -1,30 +1,27 @@
 package connection
 
 import (
+	"runtime"
 	"sync"
 	"time"
 )
 
-// writerIdle is how long a pool goroutine waits for work before it exits;
-// maxWriters caps the pool (past it, writers run on goroutines of their
-// own), so a burst to many idle sockets does not leave thousands of idle
-// goroutines behind.
-const (
-	writerIdle = 10 * time.Second
-	maxWriters = 1024
-)
+// writerIdle is how long a pool goroutine waits for work before it exits.
+const writerIdle = 10 * time.Second
 
-// Writers is an elastic pool of goroutines that run the writer loops of
-// sockets with frames to send. Starting a socket's writer then costs a
-// channel send to an idle pool goroutine instead of a new goroutine (and
-// its allocation) per idle socket that receives an event. When no pool
-// goroutine is idle (they are all writing, perhaps to slow peers) the pool
-// grows by one, so one slow socket never holds up another; goroutines idle
-// for writerIdle exit. Before Start and after Stop, sockets get goroutines
-// of their own.
+// Writers is a small pool of goroutines that run the writer loops of
+// sockets with frames to send, in the order the sockets asked. Pool
+// writes never wait for a peer (see Conn.writeLoop), so a few goroutines
+// per core keep up, and a burst to thousands of sockets does not make
+// thousands of goroutines runnable ahead of the node's own work (reading
+// Redis, answering the API). Sockets that wait their turn gather more
+// frames, written with one syscall. Goroutines idle for writerIdle exit.
+// Before Start and after Stop, sockets get goroutines of their own.
 type Writers struct {
+	max     int // pool goroutines at most
 	mu      sync.Mutex
 	idle    []*writer // most recently idle last
+	waiting []*Conn   // sockets waiting for a pool goroutine, oldest first
 	size    int       // pool goroutines, idle or busy
 	running bool
 	stopped bool
@@ -39,7 +36,7 @@ type writer struct {
 
 // NewWriters returns a pool that runs nothing until Start.
 func NewWriters() *Writers {
-	return &Writers{stop: make(chan struct{})}
+	return &Writers{max: max(8, 4*runtime.GOMAXPROCS(0)), stop: make(chan struct{})}
 }
 
 // Start opens the pool and starts the goroutine that retires idle writers.
@@ -54,7 +51,8 @@ func (w *Writers) Start() {
 	go w.retire()
 }
 
-// offer runs c's writer loop on the pool and reports whether it could.
+// offer runs c's writer loop on the pool, at once or when its turn comes,
+// and reports whether the pool took it.
 func (w *Writers) offer(c *Conn) bool {
 	w.mu.Lock()
 	if !w.running {
@@ -69,15 +67,28 @@ func (w *Writers) offer(c *Conn) bool {
 		wr.jobs <- c // capacity 1 and idle: never blocks
 		return true
 	}
-	if w.size >= maxWriters {
+	if w.size >= w.max {
+		w.waiting = append(w.waiting, c)
 		w.mu.Unlock()
-		return false
+		return true
 	}
 	w.size++
 	w.wg.Add(1)
 	w.mu.Unlock()
 	wr := &writer{jobs: make(chan *Conn, 1)}
 	go w.run(wr, c)
+	return true
+}
+
+// yield puts c, whose writer is still running, at the back of the line
+// when other sockets wait for a pool goroutine; it reports whether it did.
+func (w *Writers) yield(c *Conn) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.running || len(w.waiting) == 0 {
+		return false
+	}
+	w.waiting = append(w.waiting, c)
 	return true
 }
 
@@ -90,11 +101,18 @@ func (w *Writers) run(wr *writer, c *Conn) {
 		w.mu.Unlock()
 	}()
 	for c != nil {
-		c.writeLoop()
+		c.writeLoop(true)
 		w.mu.Lock()
 		if !w.running {
 			w.mu.Unlock()
 			return
+		}
+		if len(w.waiting) > 0 {
+			c = w.waiting[0]
+			w.waiting[0] = nil
+			w.waiting = w.waiting[1:]
+			w.mu.Unlock()
+			continue
 		}
 		wr.idleSince = time.Now()
 		w.idle = append(w.idle, wr)
@@ -140,6 +158,10 @@ func (w *Writers) Stop() {
 		wr.jobs <- nil
 	}
 	w.idle = nil
+	for _, c := range w.waiting {
+		go c.writeLoop(false) // their writers are started: run them elsewhere
+	}
+	w.waiting = nil
 	w.mu.Unlock()
 	w.wg.Wait()
 }

@@ -1,6 +1,7 @@
 package connection
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -8,10 +9,37 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// pooled returns a Conn over a fake transport whose writers run on w.
-func pooled(t *testing.T, w *Writers, blockFirst bool) (*Conn, *fakeTransport) {
+// tryTransport is a fakeTransport that can also write without waiting, as
+// a TCP socket can: TryWrite takes at most room bytes per call (all of them
+// when room is negative). With hold set, TryWrite first signals entered
+// and waits for hold, like a write syscall that takes a while.
+type tryTransport struct {
+	*fakeTransport
+	room int
+	hold chan struct{}
+}
+
+func (t *tryTransport) TryWrite(b []byte) (int, error) {
+	if t.hold != nil {
+		t.entered <- struct{}{}
+		<-t.hold
+	}
+	n := len(b)
+	if t.room >= 0 {
+		n = min(n, t.room)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return t.fakeTransport.Write(b[:n])
+}
+
+// pooled returns a Conn whose writers run on w, over a tryTransport that
+// takes room bytes per non-blocking write; blockFirst makes the first
+// blocking Write wait for release.
+func pooled(t *testing.T, w *Writers, room int, blockFirst bool) (*Conn, *tryTransport) {
 	t.Helper()
-	tr := newFakeTransport(blockFirst)
+	tr := &tryTransport{fakeTransport: newFakeTransport(blockFirst), room: room}
 	c := New("1.1", testApp(), tr, discard, false)
 	c.writerSet = w
 	t.Cleanup(func() { c.Finish(true) })
@@ -22,7 +50,7 @@ func TestWritersRunQueuedFrames(t *testing.T) {
 	w := NewWriters()
 	w.Start()
 	defer w.Stop()
-	c, tr := pooled(t, w, false)
+	c, tr := pooled(t, w, -1, false)
 	c.Send([]byte(`{"event":"one"}`))
 	c.Send([]byte(`{"event":"two"}`))
 	require.Eventually(t, func() bool { return len(tr.frames(t)) == 2 }, waitFor, time.Millisecond)
@@ -44,16 +72,40 @@ func TestWritersSlowSocketDoesNotHoldUpAnother(t *testing.T) {
 	w := NewWriters()
 	w.Start()
 	defer w.Stop()
-	slow, slowTr := pooled(t, w, true) // its first write blocks
+	// The slow socket's buffer is full: the pool hands it to a goroutine
+	// of its own, whose blocking write waits.
+	slow, slowTr := pooled(t, w, 0, true)
 	slow.Send([]byte(`{"event":"stuck"}`))
 	<-slowTr.entered
 
-	fast, fastTr := pooled(t, w, false)
+	fast, fastTr := pooled(t, w, -1, false)
 	fast.Send([]byte(`{"event":"quick"}`))
 	require.Eventually(t, func() bool { return len(fastTr.frames(t)) == 1 }, waitFor, time.Millisecond,
 		"a socket waited for a pool writer stuck on another socket")
+	slow.Send([]byte(`{"event":"queued behind"}`))
 	slowTr.release()
-	require.Eventually(t, func() bool { return len(slowTr.frames(t)) == 1 }, waitFor, time.Millisecond)
+	require.Eventually(t, func() bool { return len(slowTr.frames(t)) == 2 }, waitFor, time.Millisecond)
+	assert.Equal(t, `{"event":"stuck"}`, string(slowTr.frames(t)[0].payload))
+}
+
+// TestWritersPartialWrite: what a non-blocking write leaves over is sent
+// before anything queued later, with no byte lost or repeated.
+func TestWritersPartialWrite(t *testing.T) {
+	w := NewWriters()
+	w.Start()
+	defer w.Stop()
+	c, tr := pooled(t, w, 7, false)
+	want := []string{`{"event":"one","data":"a longer frame than seven bytes"}`, `{"event":"two"}`, `{"event":"three"}`}
+	size := 0
+	for _, p := range want {
+		c.Send([]byte(p))
+		size += len(TextFrame([]byte(p)))
+	}
+	// Parse only once every byte is out: a partial write cuts frames.
+	require.Eventually(t, func() bool { return len(bytes.Join(tr.Writes(), nil)) == size }, waitFor, time.Millisecond)
+	for i, f := range tr.frames(t) {
+		assert.Equal(t, want[i], string(f.payload))
+	}
 }
 
 func TestWritersBeforeStartAndAfterStop(t *testing.T) {
@@ -68,31 +120,45 @@ func TestWritersBeforeStartAndAfterStop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := NewWriters()
 			tt.give(w)
-			c, tr := pooled(t, w, false)
+			c, tr := pooled(t, w, -1, false)
 			c.Send([]byte(`{"event":"own goroutine"}`))
 			require.Eventually(t, func() bool { return len(tr.frames(t)) == 1 }, waitFor, time.Millisecond)
 		})
 	}
 }
 
-func TestWritersStopWaitsForBusyWriters(t *testing.T) {
+// TestWritersWaitTheirTurn: with every pool goroutine busy, a socket waits
+// in line; Stop waits for the busy writer and runs the waiting socket's
+// writer elsewhere.
+func TestWritersWaitTheirTurn(t *testing.T) {
 	w := NewWriters()
+	w.max = 1
 	w.Start()
-	c, tr := pooled(t, w, true)
-	c.Send([]byte(`{"event":"in flight"}`))
-	<-tr.entered
+	busy, busyTr := pooled(t, w, -1, false)
+	busyTr.hold = make(chan struct{})
+	busy.Send([]byte(`{"event":"in flight"}`))
+	<-busyTr.entered
+
+	next, nextTr := pooled(t, w, -1, false)
+	next.Send([]byte(`{"event":"waiting"}`))
+	w.mu.Lock()
+	assert.Len(t, w.waiting, 1, "the second socket waits for the only pool goroutine")
+	w.mu.Unlock()
+
 	stopped := make(chan struct{})
 	go func() { w.Stop(); close(stopped) }()
+	require.Eventually(t, func() bool { return len(nextTr.frames(t)) == 1 }, waitFor, time.Millisecond,
+		"Stop ran the waiting socket's writer")
 	select {
 	case <-stopped:
 		t.Fatal("Stop returned while a pool writer was still writing")
 	case <-time.After(50 * time.Millisecond):
 	}
-	tr.release()
+	close(busyTr.hold)
 	select {
 	case <-stopped:
 	case <-time.After(waitFor):
 		t.Fatal("Stop did not return after the write finished")
 	}
-	assert.Len(t, tr.frames(t), 1)
+	assert.Len(t, busyTr.frames(t), 1)
 }
