@@ -102,6 +102,10 @@ func (w *Writers) run(wr *writer, c *Conn) {
 	}()
 	for c != nil {
 		c.writeLoop(true)
+		// Let the node's own work run between sockets: with sockets always
+		// waiting, a pool goroutine would otherwise keep its core for a
+		// whole time slice while the Redis reader and the API wait behind it.
+		runtime.Gosched()
 		w.mu.Lock()
 		if !w.running {
 			w.mu.Unlock()
