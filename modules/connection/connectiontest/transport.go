@@ -69,6 +69,10 @@ func (r *Recorder) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// TryWrite is Write: a Recorder always has room, like a socket whose peer
+// keeps up, so Conns over it write on the writer pool as TCP sockets do.
+func (r *Recorder) TryWrite(b []byte) (int, error) { return r.Write(b) }
+
 // Frames returns every frame received so far.
 func (r *Recorder) Frames() []Frame {
 	r.mu.Lock()
@@ -111,6 +115,10 @@ type Counter struct {
 
 // Write counts b.
 func (c *Counter) Write(b []byte) (int, error) { c.written.Add(int64(len(b))); return len(b), nil }
+
+// TryWrite is Write: Conns over a Counter write on the writer pool, as
+// TCP sockets do.
+func (c *Counter) TryWrite(b []byte) (int, error) { return c.Write(b) }
 
 // Written returns the bytes written so far.
 func (c *Counter) Written() int64 { return c.written.Load() }
