@@ -148,18 +148,23 @@ func refuse(ws *websocket.Conn, e *pusher.Error) {
 func (w *WebSocket) serve(ws *websocket.Conn) {
 	hijacked := ws.NetConn()
 	transport := unwrapHijacked(hijacked)
+	served := false
+	defer func() {
+		if !served { // refused, gone already, or a bug: nothing else holds it
+			_ = transport.Close()
+		}
+	}()
 	app, perr := w.precheck(ws)
 	if perr != nil {
 		refuse(ws, perr)
-		_ = transport.Close() // refused: nothing else holds it
 		return
 	}
 	src, err := detach(hijacked, transport)
 	if err != nil {
-		_ = transport.Close() // the peer is gone already
 		return
 	}
 	c := connection.New(socketID(), app, transport, w.appLogger(app), w.debug)
+	served = true // run closes the transport
 	if transport == hijacked {
 		w.run(c, src) // cannot be detached: read through fasthttp's reader
 		return
