@@ -115,21 +115,54 @@ func (r *Redis) Publish(ctx context.Context, e Envelope) (_ int64, err error) {
 		defer observePublish(r.obs, time.Now(), &err)
 	}
 	e.V, e.Origin = Version, r.node
-	b, err := json.Marshal(e)
-	if err != nil {
-		return 0, fmt.Errorf("encode envelope: %w", err)
-	}
-	if r.up.Load() {
-		n, err := r.client.Publish(ctx, r.channel, b).Result()
-		if err == nil {
-			return n, nil
-		}
+	n, err := r.publish(ctx, e)
+	switch {
+	case err == nil || errors.Is(err, errEncode):
+		return n, err
+	case err != ErrNotPublished: // bare: the link was down; wrapped: PUBLISH itself failed
 		if ctx.Err() != nil {
 			return 0, err
 		}
 		r.log.Warn("publish failed; delivering locally", "err", err)
 	}
 	return 1, errors.Join(ErrLocalOnly, r.deliverLocally(ctx, e))
+}
+
+// ErrNotPublished is returned by PublishCluster when the envelope reached
+// no node, this one included.
+var ErrNotPublished = errors.New("scaling: redis link is down; not published")
+
+// errEncode marks an envelope that cannot be encoded: no retry helps.
+var errEncode = errors.New("encode envelope")
+
+// PublishCluster sends e to every node, this one included, through Redis
+// and reports how many received it. Unlike Publish it never falls back to
+// this node alone: while the link is down, or when PUBLISH fails, nothing
+// is delivered and the error wraps ErrNotPublished, so the caller can
+// publish e again later without any socket hearing it twice. (A PUBLISH
+// whose reply was lost may still have been delivered.)
+func (r *Redis) PublishCluster(ctx context.Context, e Envelope) (_ int64, err error) {
+	if r.obs != nil {
+		defer observePublish(r.obs, time.Now(), &err)
+	}
+	e.V, e.Origin = Version, r.node
+	return r.publish(ctx, e)
+}
+
+// publish sends e, stamped with this node as its origin, through Redis only.
+func (r *Redis) publish(ctx context.Context, e Envelope) (int64, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errEncode, err)
+	}
+	if !r.up.Load() {
+		return 0, ErrNotPublished
+	}
+	n, err := r.client.Publish(ctx, r.channel, b).Result()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotPublished, err)
+	}
+	return n, nil
 }
 
 // SetObserver makes o hear every Publish. Call it before Subscribe and

@@ -60,7 +60,10 @@ type State interface {
 	// Run keeps this node's share of the state alive until ctx ends:
 	// RedisState renews its lease, re-asserts its share from source after
 	// Redis lost it, and removes the share of nodes whose lease expired,
-	// handing the presence changes that follow to announce.
+	// handing the presence changes that follow to announce. It calls
+	// announce from one goroutine, in the order of the changes, and also
+	// with no changes now and then, so that an announcer can publish
+	// first what it could not publish before.
 	Run(ctx context.Context, source ShareSource, announce func(context.Context, []PresenceChange))
 }
 

@@ -499,7 +499,10 @@ func parseChange(entry, seq any, added bool) (PresenceChange, bool) {
 
 // Run implements State: it asserts this node's share at once, then every
 // lease/3 renews the lease (re-asserting when it vanished or a write
-// failed) and reaps nodes whose lease expired.
+// failed) and reaps nodes whose lease expired. It calls announce after
+// each heartbeat that reached Redis, with no changes at times: Redis may
+// answer before the node's pub/sub link is back, and the announcer then
+// keeps the changes until a later call finds the link up.
 func (s *RedisState) Run(ctx context.Context, source ShareSource, announce func(context.Context, []PresenceChange)) {
 	s.dirty.Store(true)
 	tick := time.NewTicker(s.lease / 3)
@@ -530,8 +533,8 @@ func (s *RedisState) heartbeat(ctx context.Context, source ShareSource, announce
 			s.dirty.Store(true)
 		}
 	}
+	var changes []PresenceChange
 	if s.dirty.Load() {
-		var changes []PresenceChange
 		var err error
 		source.WithShare(func(share Share) {
 			s.dirty.Store(false)
@@ -545,10 +548,10 @@ func (s *RedisState) heartbeat(ctx context.Context, source ShareSource, announce
 		changes = append(changes, s.gone(ctx, changes)...)
 		if len(changes) > 0 {
 			s.log.Info("re-asserted this node's share", "changes", len(changes))
-			announce(ctx, changes)
 		}
 	}
-	s.reap(ctx, announce)
+	changes = append(changes, s.reap(ctx)...)
+	announce(ctx, changes)
 }
 
 // gone returns, after a re-assert, the members whose leave could not be
@@ -587,12 +590,14 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
 return bump(KEYS[2])
 `)
 
-// reap removes the share of every listed node whose lease has expired.
-func (s *RedisState) reap(ctx context.Context, announce func(context.Context, []PresenceChange)) {
+// reap removes the share of every listed node whose lease has expired
+// and returns the presence changes that follow.
+func (s *RedisState) reap(ctx context.Context) []PresenceChange {
 	nodes, err := s.client.SMembers(ctx, s.prefix+":nodes").Result()
 	if err != nil {
-		return
+		return nil
 	}
+	var all []PresenceChange
 	for _, node := range nodes {
 		if node == s.node {
 			continue
@@ -604,9 +609,10 @@ func (s *RedisState) reap(ctx context.Context, announce func(context.Context, []
 		}
 		if len(changes) > 0 {
 			s.log.Info("removed the share of a dead node", "node", node, "members_removed", len(changes))
-			announce(ctx, changes)
+			all = append(all, changes...)
 		}
 	}
+	return all
 }
 
 // leave drops this node's lease at shutdown, so survivors reap its share

@@ -47,6 +47,7 @@ type running struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	changes chan scaling.PresenceChange
+	calls   atomic.Int64 // announce calls, with or without changes
 }
 
 // run runs s.Run until stop (or the end of the test).
@@ -57,6 +58,7 @@ func run(t *testing.T, s *scaling.RedisState, source scaling.ShareSource) *runni
 	go func() {
 		defer close(r.done)
 		s.Run(ctx, source, func(_ context.Context, changes []scaling.PresenceChange) {
+			r.calls.Add(1)
 			for _, ch := range changes {
 				r.changes <- ch
 			}
@@ -253,4 +255,43 @@ func TestRedisStateLeaveDuringOutage(t *testing.T) {
 	_, listed := members(t, other, channel)
 	assert.Greater(t, ch.Seq, before)
 	assert.Equal(t, listed, ch.Seq, "the announcement is the channel's latest change")
+}
+
+// TestRedisStateAnnouncesAfterEveryHeartbeat: Redis answers again (it
+// came back empty) before this node's own pub/sub link is back. The leave
+// that could not be written is handed to announce once, right after the
+// re-assert, while the link is still down: the announcer cannot publish it
+// yet. Run must call announce again after later heartbeats, with nothing
+// new, so that the announcer publishes it once the link is up.
+func TestRedisStateAnnouncesAfterEveryHeartbeat(t *testing.T) {
+	const channel = "presence-link"
+	ctx := context.Background()
+	states := newRedisStates(t)
+	var up atomic.Bool
+	up.Store(true)
+	a := states.node(t, "a", up.Load)
+	other := states.node(t, "other", nil)
+	share := &fakeShare{share: presence(channel, 0, "leaver")}
+	before := join(t, a, channel, "leaver")
+	join(t, other, channel, "stays")
+
+	up.Store(false)
+	_, _, err := a.LeavePresence(ctx, "app-1", channel, "leaver")
+	require.Error(t, err, "the link is down")
+	share.set(scaling.Share{})
+	require.NoError(t, states.redis.Client(t).FlushAll(ctx).Err())
+	join(t, other, channel, "stays")
+
+	r := run(t, a, share)
+	ch := r.next(t)
+	assert.Equal(t, "leaver", ch.UserID)
+	assert.False(t, ch.Added)
+	_, listed := members(t, other, channel)
+	assert.Greater(t, ch.Seq, before)
+	assert.Equal(t, listed, ch.Seq, "the announcement is the channel's latest change")
+
+	calls := r.calls.Load()
+	require.Eventually(t, func() bool { return r.calls.Load() >= calls+2 }, stateWait, time.Millisecond,
+		"announce is called after later heartbeats too")
+	assert.Empty(t, r.changes, "the change is handed over once")
 }

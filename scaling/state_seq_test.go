@@ -165,16 +165,18 @@ func TestStateMembersAndSeqAreAtomic(t *testing.T) {
 			var reader sync.WaitGroup
 			reader.Go(func() {
 				for {
-					select {
-					case <-done:
-						return
-					default:
-					}
+					// Read before looking at done: the writers may all
+					// finish before this goroutine first runs.
 					m, seq, err := s.PresenceMembers(ctx, "app-1", channel)
 					if !assert.NoError(t, err) {
 						return
 					}
 					snaps = append(snaps, snapshot{m, seq})
+					select {
+					case <-done:
+						return
+					default:
+					}
 				}
 			})
 			wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
@@ -34,6 +35,11 @@ type Dispatcher struct {
 	stats    *stats.Stats // set by the Module; nil counts nothing
 	log      *slog.Logger
 	debug    bool
+
+	// announceMu orders Announce calls; unannounced holds the presence
+	// changes not yet published to the cluster, oldest first.
+	announceMu  sync.Mutex
+	unannounced []scaling.PresenceChange
 }
 
 // New returns a Dispatcher. It starts nothing and performs no I/O.
@@ -50,23 +56,31 @@ func (d *Dispatcher) Dispatch(ctx context.Context, appID string, ev Event, excep
 // publish is Dispatch for an event numbered seq (0: none) by the shared
 // state: the number goes in the envelope.
 func (d *Dispatcher) publish(ctx context.Context, appID string, ev Event, exceptID string, seq uint64) error {
-	payload, err := json.Marshal(ev)
+	e, err := d.envelope(appID, ev, exceptID, seq)
 	if err != nil {
-		return fmt.Errorf("encode event %q: %w", ev.Name, err)
+		return err
 	}
 	d.stats.EventTriggered(appID, ev.Name, ev.Client)
-	_, err = d.pubsub.Publish(ctx, scaling.Envelope{
+	if _, err := d.pubsub.Publish(ctx, e); err != nil {
+		return fmt.Errorf("publish event %q: %w", ev.Name, err)
+	}
+	return nil
+}
+
+// envelope is the envelope that carries ev (see publish).
+func (d *Dispatcher) envelope(appID string, ev Event, exceptID string, seq uint64) (scaling.Envelope, error) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return scaling.Envelope{}, fmt.Errorf("encode event %q: %w", ev.Name, err)
+	}
+	return scaling.Envelope{
 		V:        scaling.Version,
 		Kind:     KindEvent,
 		AppID:    appID,
 		SocketID: exceptID,
 		Seq:      seq,
 		Payload:  payload,
-	})
-	if err != nil {
-		return fmt.Errorf("publish event %q: %w", ev.Name, err)
-	}
-	return nil
+	}, nil
 }
 
 // Kind reports the envelope kind Dispatcher handles.

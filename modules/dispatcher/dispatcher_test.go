@@ -248,13 +248,77 @@ func TestAnnounce(t *testing.T) {
 	}, names)
 }
 
-func TestAnnounceGoesOnAfterAnError(t *testing.T) {
-	ps := &fakePubSub{err: errors.New("redis down")}
+func TestAnnounceKeepsWhatFailedForTheNextCall(t *testing.T) {
+	ps := &fakePubSub{}
+	ps.setErr(errors.New("redis down"))
 	d := dispatcher.New(ps, channels.NewManager(), discard)
 
 	assert.NotPanics(t, func() {
-		d.Announce(context.Background(), []scaling.PresenceChange{{AppID: "a", Channel: "presence-a", UserID: "u"}})
+		d.Announce(context.Background(), []scaling.PresenceChange{{AppID: "a", Channel: "presence-a", UserID: "u", Seq: 1}})
 	})
+	require.Empty(t, ps.Published())
+
+	ps.setErr(nil)
+	d.Announce(context.Background(), nil)
+	d.Announce(context.Background(), nil)
+	got := ps.Published()
+	require.Len(t, got, 1, "published once, on the first call that could")
+	assert.Equal(t, uint64(1), got[0].Seq)
+}
+
+// TestAnnounceWaitsForTheClusterLink: the shared state is back (Redis
+// answers) but this node's pub/sub link is not, and the state hands over
+// presence changes: a member who left during the outage, one restored.
+// They must reach every node once the link is up, in order, and this
+// node's sockets exactly once: nothing may go to them alone first.
+func TestAnnounceWaitsForTheClusterLink(t *testing.T) {
+	tests := []struct {
+		name string
+		// failAfter is how many envelopes the link carries before it
+		// fails (-1: it is down from the start).
+		failAfter int
+	}{
+		{name: "the link is not back yet", failAfter: -1},
+		{name: "the link fails between two changes", failAfter: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := &redisLike{failAfter: tt.failAfter}
+			d := dispatcher.New(ps, channels.NewManager(), discard)
+			ctx := context.Background()
+
+			d.Announce(ctx, []scaling.PresenceChange{{AppID: "app-1", Channel: "presence-r", UserID: "leaver", Seq: 5}})
+			d.Announce(ctx, []scaling.PresenceChange{
+				{AppID: "app-1", Channel: "presence-r", UserID: "back", Info: json.RawMessage(`{"n":1}`), Added: true, Seq: 6},
+				{AppID: "app-1", Channel: "presence-r", UserID: "gone", Seq: 7},
+			})
+			assert.Empty(t, memberEvents(t, ps.localOnly()), "nothing reaches this node's sockets alone")
+			assert.Len(t, ps.cluster(), max(tt.failAfter, 0))
+
+			ps.linkUp()
+			d.Announce(ctx, nil) // the next heartbeat
+			d.Announce(ctx, nil)
+
+			assert.Empty(t, memberEvents(t, ps.localOnly()), "nothing reaches this node's sockets alone")
+			assert.Equal(t, []string{
+				pusher.EventMemberRemoved + " 5",
+				pusher.EventMemberAdded + " 6",
+				pusher.EventMemberRemoved + " 7",
+			}, memberEvents(t, ps.cluster()), "every change reaches the cluster once, in order")
+		})
+	}
+}
+
+// memberEvents returns the event name and Seq of each envelope.
+func memberEvents(t *testing.T, envelopes []scaling.Envelope) []string {
+	t.Helper()
+	var out []string
+	for _, e := range envelopes {
+		var ev dispatcher.Event
+		require.NoError(t, json.Unmarshal(e.Payload, &ev))
+		out = append(out, fmt.Sprintf("%s %d", ev.Name, e.Seq))
+	}
+	return out
 }
 
 // memberEnvelope returns the envelope MemberAdded would publish for user,
