@@ -224,28 +224,39 @@ func TestRedisStateAfterDataLoss(t *testing.T) {
 	}
 }
 
-// TestRedisStateLeaveDuringOutage: a leave that could not be written is
-// announced after the re-assert, numbered above what was handed out.
-func TestRedisStateLeaveDuringOutage(t *testing.T) {
-	const channel = "presence-outage"
+// leftDuringOutage sets up node a, whose member "leaver" left while its
+// link (up) was down so that the leave could not be written, and Redis
+// then came back empty with only node other's member "stays". It returns
+// the nodes, a's share and the Seq of the leaver's join; the link is
+// still down.
+func leftDuringOutage(t *testing.T, channel string, up *atomic.Bool) (a, other *scaling.RedisState, share *fakeShare, before uint64) {
+	t.Helper()
 	ctx := context.Background()
 	states := newRedisStates(t)
-	var up atomic.Bool
 	up.Store(true)
-	a := states.node(t, "a", up.Load)
-	other := states.node(t, "other", nil)
-	share := &fakeShare{share: presence(channel, 0, "leaver")}
-	before := join(t, a, channel, "leaver")
+	a = states.node(t, "a", up.Load)
+	other = states.node(t, "other", nil)
+	share = &fakeShare{share: presence(channel, 0, "leaver")}
+	before = join(t, a, channel, "leaver")
 	join(t, other, channel, "stays")
 
 	up.Store(false)
 	removed, seq, err := a.LeavePresence(ctx, "app-1", channel, "leaver")
-	require.Error(t, err)
+	require.Error(t, err, "the link is down")
 	assert.False(t, removed)
 	assert.Zero(t, seq)
 	share.set(scaling.Share{})
 	require.NoError(t, states.redis.Client(t).FlushAll(ctx).Err())
 	join(t, other, channel, "stays")
+	return a, other, share, before
+}
+
+// TestRedisStateLeaveDuringOutage: a leave that could not be written is
+// announced after the re-assert, numbered above what was handed out.
+func TestRedisStateLeaveDuringOutage(t *testing.T) {
+	const channel = "presence-outage"
+	var up atomic.Bool
+	a, other, share, before := leftDuringOutage(t, channel, &up)
 	up.Store(true)
 
 	r := run(t, a, share)
@@ -265,22 +276,8 @@ func TestRedisStateLeaveDuringOutage(t *testing.T) {
 // new, so that the announcer publishes it once the link is up.
 func TestRedisStateAnnouncesAfterEveryHeartbeat(t *testing.T) {
 	const channel = "presence-link"
-	ctx := context.Background()
-	states := newRedisStates(t)
 	var up atomic.Bool
-	up.Store(true)
-	a := states.node(t, "a", up.Load)
-	other := states.node(t, "other", nil)
-	share := &fakeShare{share: presence(channel, 0, "leaver")}
-	before := join(t, a, channel, "leaver")
-	join(t, other, channel, "stays")
-
-	up.Store(false)
-	_, _, err := a.LeavePresence(ctx, "app-1", channel, "leaver")
-	require.Error(t, err, "the link is down")
-	share.set(scaling.Share{})
-	require.NoError(t, states.redis.Client(t).FlushAll(ctx).Err())
-	join(t, other, channel, "stays")
+	a, other, share, before := leftDuringOutage(t, channel, &up)
 
 	r := run(t, a, share)
 	ch := r.next(t)
