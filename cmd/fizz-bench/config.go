@@ -52,6 +52,10 @@ type config struct {
 	ChannelPrefix string        `json:"channel_prefix"`
 	EventName     string        `json:"event"`
 	EventsCSV     string        `json:"-"`
+	// TriggerProcess sends the triggers from a process of their own.
+	TriggerProcess bool `json:"trigger_process"`
+
+	args []string // as given, for the sender process
 }
 
 // parseFlags reads args into a config and checks it.
@@ -86,10 +90,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.ReadBuffer, "read-buffer", 2048, "read buffer per socket in bytes")
 	fs.StringVar(&c.ChannelPrefix, "channel-prefix", "bench-", "channel names are this prefix plus a number")
 	fs.StringVar(&c.EventName, "event", "bench-event", "event name")
+	fs.BoolVar(&c.TriggerProcess, "trigger-process", false, "send the HTTP triggers from a second fizz-bench process, so that they do not wait behind this process's socket readers (the server and its clients then share the machine less unevenly with the trigger source)")
 	fs.StringVar(&c.EventsCSV, "events-csv", "", "write one line per event to this file: seq, send time, first and last receipt (ms since the first send), receipts")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.args = args
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}

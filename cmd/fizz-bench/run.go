@@ -239,24 +239,13 @@ type answer struct {
 func (r *run) events(ctx context.Context, rep *report) *tracker {
 	cfg := r.cfg
 	tr := newTracker(r, cfg.Events)
-	t := newTrigger(cfg)
-	defer t.close()
-
 	jobs := make(chan job)
 	answers := make(chan answer, cfg.Events)
-	var workers sync.WaitGroup
-	for range cfg.Concurrency {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for j := range jobs {
-				target := cfg.Targets[0]
-				if cfg.Trigger == "rr" {
-					target = cfg.Targets[j.seq%len(cfg.Targets)]
-				}
-				answers <- answer{j.seq, t.send(ctx, target, r.channelName(j.seq%cfg.Channels), j.seq, j.ts)}
-			}
-		}()
+	waitSenders, sender, err := r.startSenders(ctx, jobs, answers)
+	if err != nil {
+		rep.Notes = append(rep.Notes, err.Error()+"; triggering from this process")
+		r.cfg.TriggerProcess = false
+		waitSenders, sender, _ = r.startSenders(ctx, jobs, answers)
 	}
 
 	var before, selfBefore procSample
@@ -276,6 +265,13 @@ func (r *run) events(ctx context.Context, rep *report) *tracker {
 	} else {
 		tr.closedLoop(ctx, jobs, answers)
 	}
+	var senderCPU time.Duration
+	if sender != 0 {
+		// Read before it ends: every trigger is handed over by now.
+		if s, err := sampleProc(strconv.Itoa(sender)); err == nil {
+			senderCPU = s.CPU
+		}
+	}
 	close(jobs)
 
 	deadline := time.Now().Add(cfg.Drain)
@@ -292,10 +288,13 @@ func (r *run) events(ctx context.Context, rep *report) *tracker {
 		}
 	}
 	if selfAfter, err := sampleProc("self"); err == nil {
-		rep.Tool.CPU = (selfAfter.CPU - selfBefore.CPU).Seconds()
+		rep.Tool.CPU = (selfAfter.CPU - selfBefore.CPU + senderCPU).Seconds()
 		rep.Tool.RSS = selfAfter.RSS
 	}
-	workers.Wait()
+	if sender != 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("triggers were sent by a process of their own (pid %d); its CPU time is in the tool's", sender))
+	}
+	waitSenders()
 	close(answers)
 	for a := range answers {
 		tr.answer(a)

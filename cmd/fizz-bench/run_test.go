@@ -57,6 +57,8 @@ func TestRunAgainstFixture(t *testing.T) {
 		{name: "one at a time", give: []string{"-targets", frame, "-n", "20", "-events", "10", "-window", "1"}},
 		{name: "open loop", give: []string{"-targets", coalesce, "-n", "20", "-c", "2", "-events", "20", "-rate", "200"}},
 		{name: "source addresses", give: []string{"-targets", coalesce, "-n", "20", "-c", "1", "-events", "10", "-sources", "3"}},
+		{name: "triggers from a process of their own", give: []string{"-targets", coalesce, "-n", "20", "-c", "2", "-events", "30", "-trigger-process"}},
+		{name: "open loop from a process of their own", give: []string{"-targets", frame, "-n", "10", "-events", "20", "-rate", "200", "-trigger-process"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +76,9 @@ func TestRunAgainstFixture(t *testing.T) {
 			assert.Positive(t, d.PerSecond)
 			assert.Positive(t, rep.Latency.Max)
 			assert.False(t, rep.failed())
+			if cfg.TriggerProcess {
+				assert.Contains(t, strings.Join(rep.Notes, "\n"), "process of their own", "the sender process ran")
+			}
 		})
 	}
 }
