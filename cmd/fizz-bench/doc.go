@@ -33,6 +33,9 @@
 // it also sends the subscribe frame and answers pusher:ping, so every write
 // to a socket comes from its reader (the close frame at the end uses
 // WriteControl, which is safe alongside). Trigger requests run on
-// -concurrency worker goroutines; the goroutine running the events phase owns
-// the bookkeeping. All of them end before the report is written.
+// -concurrency worker goroutines, or with -trigger-process in a second
+// fizz-bench process (this binary with FIZZ_BENCH_SENDER=1, fed jobs on its
+// stdin, answering on its stdout), so that on a saturated machine they do not
+// wait behind this process's socket readers; the goroutine running the events
+// phase owns the bookkeeping. All of them end before the report is written.
 package main
