@@ -1,7 +1,15 @@
 package connection
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,4 +169,74 @@ func TestWritersWaitTheirTurn(t *testing.T) {
 		t.Fatal("Stop did not return after the write finished")
 	}
 	assert.Len(t, busyTr.frames(t), 1)
+}
+
+// TestWritersPartialWriteOverTCP: a client that reads nothing while more
+// is sent than the kernel can hold (its send and receive buffers) forces
+// the pool's non-blocking write to leave bytes over; the socket's own
+// goroutine writes them. When the client reads again it gets every frame,
+// whole and in order.
+func TestWritersPartialWriteOverTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	// A small receive buffer, set before the handshake so that the window
+	// is small from the start.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	client, err := d.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+
+	w := NewWriters()
+	w.Start()
+	defer w.Stop()
+	c := New("1.1", testApp(), server, discard, false)
+	require.NotNil(t, c.tryWrite, "a TCP socket writes without waiting")
+	c.writerSet = w
+	defer func() {
+		c.Finish(true)
+		_ = server.Close()
+	}()
+
+	// More than the largest send buffer the kernel grows to, in fewer
+	// frames than the queue holds.
+	const frames = 200
+	total := maxSendBuffer(t) + 2<<20
+	size := total/frames + 1
+	want := make([][]byte, frames)
+	for i := range want {
+		want[i] = bytes.Repeat([]byte{byte('a' + i%26)}, size)
+		copy(want[i], fmt.Sprintf("%08d", i))
+		c.Send(want[i])
+	}
+
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(30*time.Second)))
+	r := bufio.NewReader(client)
+	for i := range want {
+		f, err := readFrame(r)
+		require.NoError(t, err, "frame %d of %d", i, frames)
+		require.Equal(t, want[i], f.payload, "frame %d", i)
+	}
+	assert.Zero(t, c.CloseCode(), "a client that catches up is not a slow consumer")
+}
+
+// maxSendBuffer returns the largest TCP send buffer the kernel grows a
+// socket's to (net.ipv4.tcp_wmem), 4 MB when it cannot be read.
+func maxSendBuffer(t *testing.T) int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_wmem")
+	if err != nil {
+		return 4 << 20
+	}
+	f := strings.Fields(string(b))
+	n, err := strconv.Atoi(f[len(f)-1])
+	require.NoError(t, err)
+	return n
 }
