@@ -104,10 +104,8 @@ func (r *Reader) Buffer() []byte {
 	}
 	if r.start == r.end {
 		r.start, r.end = 0, 0
-		if r.large != nil && r.want <= len(r.small) {
-			r.buf = r.small
-			putBuffer(r.large)
-			r.large = nil
+		if r.want <= len(r.small) {
+			r.releaseLarge()
 		}
 	}
 	if need := max(r.want, maxHeaderSize); len(r.buf)-r.start < need {
@@ -133,7 +131,16 @@ func (r *Reader) makeRoom(need int) {
 	r.end = copy(dst, r.buf[r.start:r.end])
 	r.start = 0
 	r.buf = dst
-	if &dst[0] == &r.small[0] && r.large != nil {
+	if need <= len(r.small) {
+		r.releaseLarge()
+	}
+}
+
+// releaseLarge goes back to the small buffer, giving the pooled one back.
+// Caller has nothing unparsed in it.
+func (r *Reader) releaseLarge() {
+	r.buf = r.small
+	if r.large != nil {
 		putBuffer(r.large)
 		r.large = nil
 	}
@@ -347,11 +354,7 @@ func validCloseCode(code int) bool {
 // Release gives back the pooled buffers; the Reader is not used afterwards.
 func (r *Reader) Release() {
 	r.releaseMessage()
-	if r.large != nil {
-		putBuffer(r.large)
-		r.large = nil
-	}
-	r.buf = r.small
+	r.releaseLarge()
 	r.start, r.end = 0, 0
 }
 
