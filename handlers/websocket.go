@@ -33,7 +33,9 @@ import (
 const (
 	readLimitFactor = 4
 	minHardLimit    = 64 << 10
-	readBufferSize  = 1024
+	// handshakeBufferSize is the library's read buffer; it reads only a
+	// refused socket's answer to our close frame (see refuse).
+	handshakeBufferSize = 256
 )
 
 // WebSocket is the endpoint /app/{key}: it upgrades, runs one socket's read
@@ -80,10 +82,11 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 		ctx:      context.Background(),
 	}
 	w.upgrade = websocket.New(w.serve, websocket.Config{
-		ReadBufferSize:  readBufferSize,
+		ReadBufferSize:  handshakeBufferSize,
 		WriteBufferSize: 512,
-		// Fizz frames its own writes; the library writes only the close
-		// frame of a protocol error, so its buffer comes from a pool.
+		// Fizz reads and frames accepted sockets itself; the library only
+		// writes a refused socket's error and close frame, so its write
+		// buffer comes from a pool.
 		WriteBufferPool: &sync.Pool{},
 		RecoverHandler:  w.recoverSocket,
 	})
