@@ -37,6 +37,11 @@ type steppedPubSub struct {
 
 var _ scaling.PubSubProvider = (*steppedPubSub)(nil)
 
+// PublishCluster is Publish: the fake has no link to lose.
+func (p *steppedPubSub) PublishCluster(ctx context.Context, e scaling.Envelope) (int64, error) {
+	return p.Publish(ctx, e)
+}
+
 func (p *steppedPubSub) Publish(ctx context.Context, e scaling.Envelope) (int64, error) {
 	p.mu.Lock()
 	if p.held {

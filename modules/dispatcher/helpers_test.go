@@ -93,6 +93,11 @@ func (f *fakePubSub) Publish(_ context.Context, e scaling.Envelope) (int64, erro
 	return 1, nil
 }
 
+// PublishCluster is Publish: the fake has no link to lose.
+func (f *fakePubSub) PublishCluster(ctx context.Context, e scaling.Envelope) (int64, error) {
+	return f.Publish(ctx, e)
+}
+
 // setErr makes Publish fail with err (nil: succeed).
 func (f *fakePubSub) setErr(err error) {
 	f.mu.Lock()

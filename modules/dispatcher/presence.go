@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/fizz-server/fizz/modules/pusher"
@@ -56,14 +55,6 @@ func memberEvent(ch scaling.PresenceChange) (Event, error) {
 // the link is down; beyond it the oldest are dropped (and logged).
 const maxUnannounced = 1 << 16
 
-// clusterPublisher is a provider that can fail to reach the other nodes
-// (scaling.Redis): PublishCluster publishes to every node or to none,
-// never to this node alone, so a failed envelope can be published again
-// without any socket hearing it twice.
-type clusterPublisher interface {
-	PublishCluster(ctx context.Context, e scaling.Envelope) (int64, error)
-}
-
 // Announce publishes the member events that follow changes of the shared
 // state that no socket of this node made (a dead node's share removed, a
 // share restored after Redis lost it), each with the Seq of its change, to
@@ -108,19 +99,10 @@ func (d *Dispatcher) Announce(ctx context.Context, changes []scaling.PresenceCha
 	}
 }
 
-// publishCluster publishes e to every node or to none (see clusterPublisher).
-// Another provider publishes as usual: Local and the test bus never reach
-// this node alone; should one do so (ErrLocalOnly), publishing again would
-// repeat e to this node's sockets, so e counts as published.
+// publishCluster publishes e to every node or to none
+// (scaling.PubSubProvider.PublishCluster).
 func (d *Dispatcher) publishCluster(ctx context.Context, e scaling.Envelope) error {
-	var err error
-	if p, ok := d.pubsub.(clusterPublisher); ok {
-		_, err = p.PublishCluster(ctx, e)
-	} else if _, err = d.pubsub.Publish(ctx, e); errors.Is(err, scaling.ErrLocalOnly) {
-		d.log.Warn("a presence change reached this node only", "app_id", e.AppID, "err", err)
-		err = nil
-	}
-	if err != nil {
+	if _, err := d.pubsub.PublishCluster(ctx, e); err != nil {
 		return fmt.Errorf("publish event: %w", err)
 	}
 	return nil

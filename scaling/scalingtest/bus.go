@@ -101,6 +101,11 @@ func (p *Provider) Ping(context.Context) error {
 	return nil
 }
 
+// PublishCluster is Publish: the bus never reaches this node alone.
+func (p *Provider) PublishCluster(ctx context.Context, e scaling.Envelope) (int64, error) {
+	return p.Publish(ctx, e)
+}
+
 // Publish queues e for every subscribed node, this one included, and
 // returns how many nodes it was queued for. It stamps e.Origin and never
 // waits for delivery.
