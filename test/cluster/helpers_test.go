@@ -68,7 +68,7 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
 // newCluster starts a private Redis for t and picks a scaling channel
 // unique to t.
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	r := harness.StartRedis(t)
 	t.Logf("using %s", r)
@@ -78,7 +78,7 @@ func newCluster(t *testing.T) *cluster {
 
 // start starts an in-process node of the cluster; mutate may change its
 // configuration further (nil: none). It does not wait for the Redis link.
-func (c *cluster) start(t *testing.T, name string, mutate func(*app.Config)) *node {
+func (c *cluster) start(t testing.TB, name string, mutate func(*app.Config)) *node {
 	t.Helper()
 	h := harness.Start(t, func(cfg *app.Config) {
 		cfg.Scaling.Enabled = true
@@ -113,7 +113,7 @@ func (c *cluster) startProcess(t *testing.T, name string, env map[string]string)
 }
 
 // startSingle starts an in-process node with scaling off.
-func startSingle(t *testing.T, name string, mutate func(*app.Config)) *node {
+func startSingle(t testing.TB, name string, mutate func(*app.Config)) *node {
 	t.Helper()
 	h := harness.Start(t, func(cfg *app.Config) {
 		cfg.Apps[0].ClientEventsPerSecond = 0
@@ -127,7 +127,7 @@ func startSingle(t *testing.T, name string, mutate func(*app.Config)) *node {
 // startNodes starts count in-process nodes named A, B, C…: a cluster
 // over one Redis when scaling, else separate nodes. It waits until every
 // node has its Redis link.
-func startNodes(t *testing.T, scaling bool, count int, mutate func(*app.Config)) []*node {
+func startNodes(t testing.TB, scaling bool, count int, mutate func(*app.Config)) []*node {
 	t.Helper()
 	nodes := make([]*node, count)
 	var c *cluster
