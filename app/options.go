@@ -12,6 +12,7 @@ import (
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/metrics"
 	"github.com/fizz-server/fizz/modules/server"
 	"github.com/fizz-server/fizz/modules/stats"
@@ -40,6 +41,7 @@ func Options(cfg Config, log *slog.Logger) fx.Option {
 		apps.Module,
 		connection.Module,
 		channels.Module,
+		membership.Module,
 		dispatcher.Module,
 		metrics.Module,
 		stats.Module,

@@ -13,6 +13,7 @@ import (
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/connection/connectiontest"
 	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/scaling"
 )
@@ -37,8 +38,9 @@ func BenchmarkClientEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = local.Close() })
+	state := scaling.NewLocalState(local)
 	h := NewMessageHandler(MessageHandlerParams{
-		Channels: manager, Share: channels.NewShareSource(manager, registry), State: scaling.NewLocalState(),
+		Channels: manager, Membership: membership.New(manager, registry, state, nil, log), State: state,
 		Dispatcher: d, Log: log,
 	})
 

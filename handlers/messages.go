@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
@@ -24,16 +24,13 @@ import (
 // publishTimeout bounds the wait to publish one event from a socket.
 const publishTimeout = 5 * time.Second
 
-// MaxChannelsPerSocket bounds one socket's subscriptions, so that no client
-// can grow the server's memory without bound by joining channels.
-const MaxChannelsPerSocket = 1000
-
 // MessageHandler handles the frames a client sends: pings, subscriptions,
 // sign-in and client events. It mirrors Reverb's Pusher EventHandler and
-// ClientEvent. Each socket's frames are handled on its reader goroutine.
+// ClientEvent. Each socket's frames are handled on its reader goroutine,
+// in order.
 type MessageHandler struct {
 	channels   *channels.Manager
-	share      *channels.ShareSource
+	membership *membership.Membership
 	state      scaling.State
 	dispatcher *dispatcher.Dispatcher
 	stats      *stats.Stats
@@ -45,7 +42,7 @@ type MessageHandler struct {
 type MessageHandlerParams struct {
 	fx.In
 	Channels   *channels.Manager
-	Share      *channels.ShareSource
+	Membership *membership.Membership
 	State      scaling.State
 	Dispatcher *dispatcher.Dispatcher
 	Stats      *stats.Stats
@@ -54,13 +51,10 @@ type MessageHandlerParams struct {
 
 // NewMessageHandler returns a MessageHandler.
 func NewMessageHandler(p MessageHandlerParams) *MessageHandler {
-	return &MessageHandler{channels: p.Channels, share: p.Share, state: p.State, dispatcher: p.Dispatcher, stats: p.Stats, log: p.Log, now: time.Now}
+	return &MessageHandler{channels: p.Channels, membership: p.Membership, state: p.State, dispatcher: p.Dispatcher, stats: p.Stats, log: p.Log, now: time.Now}
 }
 
-var (
-	pongFrame     = pusher.EncodeEvent(pusher.EventPong, "", json.RawMessage("{}"), "")
-	emptyDataJSON = pusher.StringData([]byte("{}"))
-)
+var pongFrame = pusher.EncodeEvent(pusher.EventPong, "", json.RawMessage("{}"), "")
 
 // Established returns the pusher:connection_established frame for c.
 func Established(c *connection.Conn) []byte {
@@ -166,96 +160,24 @@ func (h *MessageHandler) subscribe(ctx context.Context, c *connection.Conn, f pu
 	if !kind.Presence {
 		member = nil
 	}
-	if c.Subscribed(s.Channel) {
-		// Subscribing twice changes nothing; the client hears success again.
-		return h.succeeded(ctx, c, s.Channel, kind)
-	}
-	if c.ChannelCount() >= MaxChannelsPerSocket {
-		subscriptionError(c, s.Channel, "LimitReached", fmt.Sprintf("A socket may join at most %d channels", MaxChannelsPerSocket), 403)
+	again := c.Subscribed(s.Channel)
+	switch err := h.membership.Join(ctx, c, s.Channel, member); {
+	case errors.Is(err, membership.ErrTooManyChannels):
+		subscriptionError(c, s.Channel, "LimitReached", fmt.Sprintf("A socket may join at most %d channels", membership.MaxChannelsPerSocket), 403)
 		return nil
-	}
-	var added bool
-	var seq uint64
-	var joinErr error
-	h.share.Change(func() {
-		if kind.Presence {
-			added, seq, joinErr = h.state.JoinPresence(ctx, app.ID, s.Channel, member.UserID, member.UserInfo, app.MaxPresenceMembers)
-			if joinErr != nil {
-				return
-			}
-		}
-		// A presence subscription starts pending: member events are held
-		// for it until succeeded has sent the member list.
-		h.channels.Subscribe(c, s.Channel, member)
-	})
-	switch {
-	case errors.Is(joinErr, scaling.ErrMembersLimit):
+	case errors.Is(err, membership.ErrChannelFull):
 		subscriptionError(c, s.Channel, "LimitReached", "The presence channel has reached its member limit", 403)
 		return nil
-	case joinErr != nil:
-		h.log.Warn("presence join failed", "app_id", app.ID, "channel", s.Channel, "err", joinErr)
+	case errors.Is(err, membership.ErrUnavailable):
 		subscriptionError(c, s.Channel, "Unavailable", "The presence state of the cluster is unavailable; retry later", 503)
 		return nil
-	}
-	if err := h.succeeded(ctx, c, s.Channel, kind); err != nil {
+	case err != nil:
 		return err
 	}
-	if kind.Cache {
+	if kind.Cache && !again {
 		h.replayCache(ctx, c, s.Channel)
 	}
-	if added {
-		return h.dispatcher.MemberAdded(ctx, app.ID, s.Channel, member.UserID, member.UserInfo, seq, c.ID())
-	}
 	return nil
-}
-
-// succeeded sends pusher_internal:subscription_succeeded, with the member
-// list of the whole cluster on presence channels. On a presence channel it
-// ends the subscription's wait (channels.Manager.Ready): the member events
-// held meanwhile that the list does not have follow it, and those it has
-// are dropped, now and when they come later.
-func (h *MessageHandler) succeeded(ctx context.Context, c *connection.Conn, channel string, kind pusher.Kind) error {
-	if !kind.Presence {
-		c.Send(pusher.EncodeEvent(pusher.EventSubscriptionSucceeded, channel, emptyDataJSON, ""))
-		return nil
-	}
-	payload, seq, err := h.presenceSucceeded(ctx, c.App().ID, channel)
-	if err != nil {
-		// No list to send: release the held member events as they are,
-		// so the subscription does not hold events until it overflows.
-		h.channels.Ready(c, channel, 0, nil)
-		return err
-	}
-	h.channels.Ready(c, channel, seq, payload)
-	return nil
-}
-
-// presenceSucceeded returns the subscription_succeeded payload of a
-// presence channel and the Seq of the member list it carries.
-func (h *MessageHandler) presenceSucceeded(ctx context.Context, appID, channel string) ([]byte, uint64, error) {
-	members, seq, err := h.state.PresenceMembers(ctx, appID, channel)
-	if err != nil {
-		return nil, 0, err
-	}
-	p := presence{IDs: make([]string, 0, len(members)), Hash: members, Count: len(members)}
-	for id := range members {
-		p.IDs = append(p.IDs, id)
-	}
-	sort.Strings(p.IDs)
-	body, err := json.Marshal(struct {
-		Presence presence `json:"presence"`
-	}{p})
-	if err != nil {
-		return nil, 0, fmt.Errorf("encode the member list of %s: %w", channel, err)
-	}
-	return pusher.EncodeEvent(pusher.EventSubscriptionSucceeded, channel, pusher.StringData(body), ""), seq, nil
-}
-
-// presence is the member list of subscription_succeeded.
-type presence struct {
-	IDs   []string                   `json:"ids"`
-	Hash  map[string]json.RawMessage `json:"hash"`
-	Count int                        `json:"count"`
 }
 
 // replayCache sends a cache channel's last event, or pusher:cache_miss.
@@ -286,53 +208,8 @@ func (h *MessageHandler) unsubscribe(ctx context.Context, c *connection.Conn, f 
 	if err != nil {
 		return err
 	}
-	app := c.App()
-	var removed bool
-	var seq uint64
-	var err2 error
-	h.share.Change(func() {
-		if user := h.channels.Unsubscribe(c, s.Channel); user != "" {
-			removed, seq, err2 = h.state.LeavePresence(ctx, app.ID, s.Channel, user)
-		}
-	})
-	if err2 != nil {
-		h.log.Warn("presence leave failed", "app_id", app.ID, "channel", s.Channel, "err", err2)
-	}
-	if removed {
-		return h.dispatcher.MemberRemoved(ctx, app.ID, s.Channel, c.UserID(), seq)
-	}
+	h.membership.Leave(ctx, c, s.Channel)
 	return nil
-}
-
-// Disconnected cleans up after a socket that has finished: it leaves every
-// channel, and presence members whose last socket it was anywhere in the
-// cluster are announced.
-func (h *MessageHandler) Disconnected(ctx context.Context, c *connection.Conn) {
-	app := c.App()
-	type goneMember struct {
-		channels.Left
-		seq uint64
-	}
-	var gone []goneMember
-	h.share.Change(func() {
-		for _, left := range h.channels.Disconnect(c) {
-			if left.UserID == "" {
-				continue
-			}
-			removed, seq, err := h.state.LeavePresence(ctx, app.ID, left.Channel, left.UserID)
-			if err != nil {
-				h.log.Warn("presence leave failed", "app_id", app.ID, "channel", left.Channel, "err", err)
-			}
-			if removed {
-				gone = append(gone, goneMember{left, seq})
-			}
-		}
-	})
-	for _, g := range gone {
-		if err := h.dispatcher.MemberRemoved(ctx, app.ID, g.Channel, g.UserID, g.seq); err != nil && !errors.Is(err, scaling.ErrLocalOnly) {
-			h.log.Error("announcing member_removed", "app_id", app.ID, "channel", g.Channel, "err", err)
-		}
-	}
 }
 
 // signin authenticates the socket as a user (pusher:signin), so that it may

@@ -20,11 +20,10 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/apps"
-	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/stats"
-	"github.com/fizz-server/fizz/scaling"
 )
 
 // readLimitFactor sets the hard read limit as a multiple of the app's
@@ -42,44 +41,41 @@ const (
 // loop and hands each frame to the MessageHandler. It mirrors Reverb's
 // Pusher Server (open, message, close).
 type WebSocket struct {
-	apps     *apps.Provider
-	registry *connection.Registry
-	share    *channels.ShareSource
-	state    scaling.State
-	messages *MessageHandler
-	stats    *stats.Stats
-	log      *slog.Logger
-	debug    bool
-	upgrade  fiber.Handler
-	loggers  sync.Map        // *apps.App -> *slog.Logger
-	ctx      context.Context // lifetime of every socket's context
+	apps       *apps.Provider
+	registry   *connection.Registry
+	membership *membership.Membership
+	messages   *MessageHandler
+	stats      *stats.Stats
+	log        *slog.Logger
+	debug      bool
+	upgrade    fiber.Handler
+	loggers    sync.Map        // *apps.App -> *slog.Logger
+	ctx        context.Context // lifetime of every socket's context
 }
 
 // WebSocketParams lists what NewWebSocket takes.
 type WebSocketParams struct {
 	fx.In
-	Apps     *apps.Provider
-	Registry *connection.Registry
-	Share    *channels.ShareSource
-	State    scaling.State
-	Messages *MessageHandler
-	Stats    *stats.Stats
-	Log      *slog.Logger
-	Config   Config
+	Apps       *apps.Provider
+	Registry   *connection.Registry
+	Membership *membership.Membership
+	Messages   *MessageHandler
+	Stats      *stats.Stats
+	Log        *slog.Logger
+	Config     Config
 }
 
 // NewWebSocket returns the endpoint.
 func NewWebSocket(p WebSocketParams) *WebSocket {
 	w := &WebSocket{
-		apps:     p.Apps,
-		registry: p.Registry,
-		share:    p.Share,
-		state:    p.State,
-		messages: p.Messages,
-		stats:    p.Stats,
-		log:      p.Log,
-		debug:    p.Config.Debug,
-		ctx:      context.Background(),
+		apps:       p.Apps,
+		registry:   p.Registry,
+		membership: p.Membership,
+		messages:   p.Messages,
+		stats:      p.Stats,
+		log:        p.Log,
+		debug:      p.Config.Debug,
+		ctx:        context.Background(),
 	}
 	w.upgrade = websocket.New(w.serve, websocket.Config{
 		ReadBufferSize:  handshakeBufferSize,
@@ -252,7 +248,7 @@ func (w *WebSocket) run(c *connection.Conn, src io.Reader) {
 // open admits the socket and greets it; it reports whether the socket
 // counts against its app (and must be released).
 func (w *WebSocket) open(ctx context.Context, c *connection.Conn) (admitted bool) {
-	if err := w.admit(ctx, c); err != nil {
+	if err := w.membership.Admit(ctx, c); err != nil {
 		c.Close(err)
 		return false
 	}
@@ -263,9 +259,9 @@ func (w *WebSocket) open(ctx context.Context, c *connection.Conn) (admitted bool
 
 // end cleans up after a finished socket.
 func (w *WebSocket) end(ctx context.Context, c *connection.Conn, admitted bool) {
-	w.messages.Disconnected(ctx, c)
+	w.membership.Disconnect(ctx, c)
 	if admitted {
-		w.release(ctx, c)
+		w.membership.Release(ctx, c)
 		w.stats.Disconnected(c.App().ID, c.CloseCode())
 	}
 }
@@ -296,41 +292,6 @@ func (w *WebSocket) recoverSocket(c *websocket.Conn) {
 	if v := recover(); v != nil {
 		w.log.Error("socket handshake panicked", "err", fmt.Sprint(v))
 	}
-}
-
-// admit counts c against its app's cluster-wide connection cap and
-// registers it. A shared state that cannot be reached admits the socket: a
-// Redis outage must not lock clients out; the count is restored when the
-// node re-asserts its share.
-func (w *WebSocket) admit(ctx context.Context, c *connection.Conn) *pusher.Error {
-	var perr *pusher.Error
-	w.share.Change(func() {
-		app := c.App()
-		if err := w.registry.Add(c); err != nil {
-			perr = pusher.Fatalf(pusher.CodeGeneric, "Server is restarting")
-			return
-		}
-		ok, err := w.state.AddConnection(ctx, app.ID, app.MaxConnections)
-		if err != nil {
-			w.log.Warn("counting a connection failed; admitting it", "err", err)
-			return
-		}
-		if !ok {
-			w.registry.Remove(c)
-			perr = pusher.Fatalf(pusher.CodeOverQuota, "Application is over connection quota")
-		}
-	})
-	return perr
-}
-
-// release undoes admit.
-func (w *WebSocket) release(ctx context.Context, c *connection.Conn) {
-	w.share.Change(func() {
-		w.registry.Remove(c)
-		if err := w.state.RemoveConnection(ctx, c.App().ID); err != nil {
-			w.log.Warn("uncounting a connection failed", "err", err)
-		}
-	})
 }
 
 // readLoop reads until the socket ends and reports whether the client

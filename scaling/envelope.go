@@ -12,9 +12,9 @@ const Version = 1
 // Envelope is one message between nodes. Payload's shape depends on Kind and
 // is owned by the Handler of that kind. Envelopes never carry app secrets.
 //
-// Seq is optional and was added within version 1: a presence member event
-// carries the Seq of its change (see State), which nodes of older builds
-// ignore; 0 (absent) means the event has no number.
+// Seq is optional and was added within version 1: a member transition
+// (KindPresence, published by the shared state) carries the Seq of its
+// change (see State); 0 (absent) means the event has no number.
 type Envelope struct {
 	V        int             `json:"v"`
 	Kind     string          `json:"kind"`

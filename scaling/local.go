@@ -107,11 +107,6 @@ func (l *Local) Publish(ctx context.Context, e Envelope) (_ int64, err error) {
 	}
 }
 
-// PublishCluster is Publish: this node is the whole cluster.
-func (l *Local) PublishCluster(ctx context.Context, e Envelope) (int64, error) {
-	return l.Publish(ctx, e)
-}
-
 // SetObserver makes o hear every Publish. Call it before Subscribe and
 // Publish; it is not safe concurrently with them.
 func (l *Local) SetObserver(o Observer) { l.obs = o }

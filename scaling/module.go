@@ -12,6 +12,7 @@ import (
 // Handler of its kind from the "scaling.handlers" group.
 var Module = fx.Module("scaling",
 	fx.Provide(newProvider, newState),
+	fx.Provide(fx.Annotate(stateHandlers, fx.ResultTags(`group:"scaling.handlers,flatten"`))),
 	fx.Invoke(startSubscription),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "scaling") }),
 )
@@ -45,9 +46,18 @@ func newProvider(p providerParams) (PubSubProvider, error) {
 // beside a Redis provider, in memory otherwise.
 func newState(cfg Config, p PubSubProvider, log *slog.Logger) State {
 	if r, ok := p.(*Redis); ok {
-		return NewRedisState(r.Client(), cfg.Channel, r.Node(), cfg.Lease, r.Up, log)
+		return NewRedisState(r, cfg, log)
 	}
-	return NewLocalState()
+	return NewLocalState(p)
+}
+
+// stateHandlers returns the handlers of the envelopes the state exchanges
+// with other nodes: RedisState's recoveries; none for one node.
+func stateHandlers(s State) []Handler {
+	if r, ok := s.(*RedisState); ok {
+		return r.Handlers()
+	}
+	return nil
 }
 
 type subscriptionParams struct {

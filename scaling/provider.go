@@ -12,10 +12,6 @@ type PubSubProvider interface {
 	// Publish sends e to every node, this one included, and reports how
 	// many nodes received it. It stamps e.Origin with this node's id.
 	Publish(ctx context.Context, e Envelope) (int64, error)
-	// PublishCluster sends e to every node or to none, never to this node
-	// alone: what it could not send may be sent again later without any
-	// socket hearing it twice (announcements of shared-state changes).
-	PublishCluster(ctx context.Context, e Envelope) (int64, error)
 	// Reply sends e to the node with id node only (the answer to a query).
 	Reply(ctx context.Context, node string, e Envelope) error
 	// Node returns this node's id, random per process.

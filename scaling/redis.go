@@ -128,20 +128,18 @@ func (r *Redis) Publish(ctx context.Context, e Envelope) (_ int64, err error) {
 	return 1, errors.Join(ErrLocalOnly, r.deliverLocally(ctx, e))
 }
 
-// ErrNotPublished is returned by PublishCluster when the envelope reached
-// no node, this one included.
+// ErrNotPublished is returned by publishAll when the envelope reached no
+// node, this one included.
 var ErrNotPublished = errors.New("scaling: redis link is down; not published")
 
 // errEncode marks an envelope that cannot be encoded: no retry helps.
 var errEncode = errors.New("encode envelope")
 
-// PublishCluster sends e to every node, this one included, through Redis
-// and reports how many received it. Unlike Publish it never falls back to
+// publishAll sends e to every node, this one included, through Redis and
+// reports how many received it. Unlike Publish it never falls back to
 // this node alone: while the link is down, or when PUBLISH fails, nothing
-// is delivered and the error wraps ErrNotPublished, so the caller can
-// publish e again later without any socket hearing it twice. (A PUBLISH
-// whose reply was lost may still have been delivered.)
-func (r *Redis) PublishCluster(ctx context.Context, e Envelope) (_ int64, err error) {
+// is delivered and the error wraps ErrNotPublished.
+func (r *Redis) publishAll(ctx context.Context, e Envelope) (_ int64, err error) {
 	if r.obs != nil {
 		defer observePublish(r.obs, time.Now(), &err)
 	}

@@ -15,35 +15,47 @@ const CacheTTL = 30 * time.Minute
 // reached its member limit.
 var ErrMembersLimit = errors.New("presence channel is full")
 
+// ErrShareLost is returned by a change of the shared state that finds the
+// state incomplete: Redis lost its data (a restart, FLUSHALL, a failover
+// to an empty replica) or reaped this node while it was paused. Nothing
+// was changed. The caller undoes its own part of the change, calls
+// Recover, and tries again.
+var ErrShareLost = errors.New("the shared state lost this node's share")
+
 // State is the shared state that must be exact for the whole cluster:
-// presence membership, the last event of cache channels and per-app
-// connection counts. LocalState keeps it in memory for one node;
-// RedisState keeps it in Redis, changed atomically by Lua scripts, with a
-// lease per node so that the share of a dead node is removed.
+// channel subscription counts, presence membership, the last event of
+// cache channels and per-app connection counts. LocalState keeps it in
+// memory for one node; RedisState keeps it in Redis, changed atomically
+// by Lua scripts, with a lease per node so that the share of a dead node
+// is removed.
 //
-// Every change of a presence channel's member set is numbered, atomically
-// with the change, by a sequence number of the channel (a Seq): later
-// changes get larger numbers, and PresenceMembers reports the number of
-// the last change its member list reflects. A member event carries the
-// number of its change, so a socket that got the member list at Seq S
-// drops the member events numbered S or less: the list already has them.
-// Changes of a user's socket count that leave the member set as it was
-// are not numbered (Seq 0).
+// Every change of a channel is decided in one place: the atomic step (a
+// script, or LocalState's locked section) that makes it also works out
+// the cluster-wide Transitions it causes and numbers them with the
+// channel's next sequence number (Seq). Member transitions are published
+// by that same step (as KindPresence envelopes), so the cluster hears
+// them exactly once and in the order the state changed; every other
+// transition goes back to the caller, which alone may act on it. A member
+// list is read atomically with the channel's Seq: it has every change
+// numbered up to that Seq and none after.
 type State interface {
-	// JoinPresence counts one more socket of userID on a presence channel
-	// and reports whether the user is new to the channel (so member_added
-	// is due) and, when it is, the Seq of that change. A new user beyond
-	// maxMembers (0: no limit) is refused with ErrMembersLimit.
-	JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (added bool, seq uint64, err error)
-	// LeavePresence counts one socket of userID less and reports whether
-	// it was the user's last one anywhere (so member_removed is due) and,
-	// when it was, the Seq of that change.
-	LeavePresence(ctx context.Context, appID, channel, userID string) (removed bool, seq uint64, err error)
-	// PresenceMembers returns every member of a presence channel, user id
-	// to user_info (null when none was given), and the Seq of the last
-	// change the list reflects, read atomically with it (0: no change is
-	// on record).
-	PresenceMembers(ctx context.Context, appID, channel string) (members map[string]json.RawMessage, seq uint64, err error)
+	// JoinPresence counts one more subscription of a socket of this node
+	// to a presence channel as userID and returns the member list after
+	// the change with its Seq, and the transitions the change caused
+	// (channel_occupied, member_added, subscription_count). A new user
+	// beyond maxMembers (0: no limit) is refused with ErrMembersLimit.
+	JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (Snapshot, []Transition, error)
+	// LeavePresence counts one such subscription less and returns the
+	// transitions (member_removed, channel_vacated, subscription_count).
+	LeavePresence(ctx context.Context, appID, channel, userID string) ([]Transition, error)
+	// PresenceMembers returns a presence channel's member list and its Seq.
+	PresenceMembers(ctx context.Context, appID, channel string) (Snapshot, error)
+	// SetSubscriptions records how many subscriptions this node holds on
+	// each of the given channels (never presence channels, which
+	// JoinPresence and LeavePresence count) and returns the transitions
+	// the new numbers cause. Counts are absolute, so writing one twice
+	// changes nothing.
+	SetSubscriptions(ctx context.Context, counts []ChannelCount) ([]Transition, error)
 
 	// RememberEvent keeps payload as the last event of a cache channel for CacheTTL.
 	RememberEvent(ctx context.Context, appID, channel string, payload []byte) error
@@ -57,29 +69,98 @@ type State interface {
 	// RemoveConnection counts one socket of appID less.
 	RemoveConnection(ctx context.Context, appID string) error
 
+	// Recover makes the shared state whole again after ErrShareLost: every
+	// node of the cluster re-asserts its share before it returns (or
+	// before the cluster timeout, for a node that does not answer).
+	Recover(ctx context.Context) error
+
 	// Run keeps this node's share of the state alive until ctx ends:
 	// RedisState renews its lease, re-asserts its share from source after
-	// Redis lost it, and removes the share of nodes whose lease expired,
-	// handing the presence changes that follow to announce. It calls
-	// announce from one goroutine, in the order of the changes, and also
-	// with no changes now and then, so that an announcer can publish
-	// first what it could not publish before.
-	Run(ctx context.Context, source ShareSource, announce func(context.Context, []PresenceChange))
+	// Redis lost it or a write failed, and removes the share of nodes
+	// whose lease expired. The transitions these changes cause are handed
+	// to decided, from one goroutine, in the order they were decided.
+	Run(ctx context.Context, source ShareSource, decided func(context.Context, []Transition))
+}
+
+// Snapshot is a presence channel's member list, user id to user_info
+// (JSON null when none was given), with the Seq of the last change it has.
+type Snapshot struct {
+	Members map[string]json.RawMessage
+	Seq     uint64
+}
+
+// ChannelCount is how many subscriptions this node holds on a channel.
+type ChannelCount struct {
+	AppID         string
+	Channel       string
+	Subscriptions int
+}
+
+// TransitionKind names a cluster-wide change of a channel. The values
+// are the names of Pusher's webhook events.
+type TransitionKind string
+
+// The transitions the shared state decides.
+const (
+	ChannelOccupied   TransitionKind = "channel_occupied"
+	ChannelVacated    TransitionKind = "channel_vacated"
+	MemberAdded       TransitionKind = "member_added"
+	MemberRemoved     TransitionKind = "member_removed"
+	SubscriptionCount TransitionKind = "subscription_count"
+)
+
+// Transition is one cluster-wide change of a channel: it became occupied
+// or vacated, a presence member was added or removed, or its subscription
+// count changed. Transitions of one atomic change share its Seq.
+type Transition struct {
+	Kind    TransitionKind
+	AppID   string
+	Channel string
+	UserID  string          // member transitions
+	Info    json.RawMessage // member_added: user_info
+	Count   int             // subscription_count: the new count
+	Seq     uint64
+}
+
+// KindPresence is the kind of the envelopes that carry member
+// transitions; the shared state publishes them, with the transition's
+// Seq in Envelope.Seq.
+const KindPresence = "presence"
+
+// MemberEvent is the payload of a KindPresence envelope.
+type MemberEvent struct {
+	Added   bool   `json:"added,omitempty"`
+	Channel string `json:"channel"`
+	UserID  string `json:"user_id"`
+	// UserInfo is the member's user_info as JSON text (member_added).
+	UserInfo string `json:"user_info,omitempty"`
 }
 
 // ShareSource reports this node's own part of the shared state, the truth
 // a node re-asserts after Redis lost it.
 type ShareSource interface {
 	// WithShare calls f with this node's share while holding off every
-	// local change of it, so f can write the share without racing a join
-	// or a leave.
+	// local change of it, so f can write the share without racing a
+	// subscription or a disconnect.
 	WithShare(f func(Share))
 }
 
 // Share is one node's part of the shared state.
 type Share struct {
+	Channels    []ChannelShare
 	Presence    []PresenceShare
 	Connections map[string]int // app id -> open sockets on this node
+}
+
+// ChannelShare is this node's subscriptions to one channel.
+type ChannelShare struct {
+	AppID         string
+	Channel       string
+	Subscriptions int
+	// Seq is the largest Seq of the channel this node has seen. A
+	// re-assert raises the channel's counter to at least Seq, so that no
+	// socket of this node waits for numbers that were already handed out.
+	Seq uint64
 }
 
 // PresenceShare is one user's sockets on one presence channel of this node.
@@ -89,23 +170,6 @@ type PresenceShare struct {
 	UserID  string
 	Info    json.RawMessage
 	Sockets int
-	// Seq is the largest Seq of the channel this node has seen (in a
-	// member list or a member event). A re-assert raises the channel's
-	// counter to at least Seq, so that no socket of this node waits for
-	// numbers that were already handed out.
-	Seq uint64
-}
-
-// PresenceChange is a member that joined or left a presence channel for
-// a reason other than one of this node's sockets (a dead node, a restored
-// share).
-type PresenceChange struct {
-	AppID   string
-	Channel string
-	UserID  string
-	Info    json.RawMessage
-	Added   bool   // false: removed
-	Seq     uint64 // the change's number on the channel; 0: none
 }
 
 // infoOrNull returns info, or JSON null when it is empty.
@@ -114,4 +178,17 @@ func infoOrNull(info json.RawMessage) json.RawMessage {
 		return json.RawMessage("null")
 	}
 	return info
+}
+
+// memberEnvelope is the KindPresence envelope of a member transition.
+func memberEnvelope(origin string, t Transition) (Envelope, error) {
+	ev := MemberEvent{Added: t.Kind == MemberAdded, Channel: t.Channel, UserID: t.UserID}
+	if ev.Added {
+		ev.UserInfo = string(infoOrNull(t.Info))
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return Envelope{}, err
+	}
+	return Envelope{V: Version, Kind: KindPresence, AppID: t.AppID, Origin: origin, Seq: t.Seq, Payload: payload}, nil
 }

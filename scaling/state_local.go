@@ -7,20 +7,40 @@ import (
 	"time"
 )
 
-// LocalState is the State of a single node, in memory.
+// LocalState is the State of a single node, in memory. Its locked section
+// decides every transition and publishes member transitions through the
+// node's PubSubProvider before it lets go, so they are published in the
+// order of the changes.
 //
-// It numbers the changes of every presence channel with one counter: the
-// numbers of each channel grow as State asks, and they never start again
-// from 1 when a channel empties and fills again, so a member event still
-// in flight from before can never pass for a newer one.
+// It numbers the changes of every channel with one counter: the numbers of
+// each channel grow as State asks, and they never start again from 1 when
+// a channel empties and fills again, so a member event still in flight
+// from before can never pass for a newer one.
+//
+// Several in-process nodes may share one LocalState's data through
+// ForNode (the test bus does): each view counts the subscriptions of its
+// own node.
 type LocalState struct {
+	data   *localData
+	node   string
+	pubsub PubSubProvider
+}
+
+type localData struct {
 	mu       sync.Mutex
-	seq      uint64                             // the last Seq handed out, any channel
-	presence map[string]map[string]*localMember // app+"\n"+channel -> user -> member
-	cache    map[string]cachedEvent             // app+"\n"+channel -> event
+	seq      uint64                   // the last Seq handed out, any channel
+	channels map[string]*localChannel // app+"\n"+channel -> channel
+	cache    map[string]cachedEvent   // app+"\n"+channel -> event
 	conns    map[string]int
 	pruned   time.Time
 	now      func() time.Time
+}
+
+// localChannel is one channel with subscribers somewhere.
+type localChannel struct {
+	total   int                     // subscriptions, every node
+	nodes   map[string]int          // non-presence: node -> subscriptions
+	members map[string]*localMember // presence: user -> member
 }
 
 type localMember struct {
@@ -35,89 +55,193 @@ type cachedEvent struct {
 
 var _ State = (*LocalState)(nil)
 
-// NewLocalState returns an empty LocalState.
-func NewLocalState() *LocalState {
+// NewLocalState returns an empty LocalState that publishes member
+// transitions through pubsub.
+func NewLocalState(pubsub PubSubProvider) *LocalState {
 	return &LocalState{
-		presence: make(map[string]map[string]*localMember),
-		cache:    make(map[string]cachedEvent),
-		conns:    make(map[string]int),
-		now:      time.Now,
+		data: &localData{
+			channels: make(map[string]*localChannel),
+			cache:    make(map[string]cachedEvent),
+			conns:    make(map[string]int),
+			now:      time.Now,
+		},
+		node:   pubsub.Node(),
+		pubsub: pubsub,
 	}
+}
+
+// ForNode returns a view of the same state for another node, which
+// publishes through pubsub.
+func (s *LocalState) ForNode(pubsub PubSubProvider) *LocalState {
+	return &LocalState{data: s.data, node: pubsub.Node(), pubsub: pubsub}
 }
 
 func stateKey(appID, channel string) string { return appID + "\n" + channel }
 
-// JoinPresence implements State.
-func (s *LocalState) JoinPresence(_ context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (bool, uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	key := stateKey(appID, channel)
-	members := s.presence[key]
-	if m, ok := members[userID]; ok {
-		m.sockets++
-		return false, 0, nil
+// channel returns the channel's record, made when create is set. Caller
+// holds d.mu.
+func (d *localData) channel(key string, create bool) *localChannel {
+	ch := d.channels[key]
+	if ch == nil && create {
+		ch = &localChannel{nodes: make(map[string]int), members: make(map[string]*localMember)}
+		d.channels[key] = ch
 	}
-	if maxMembers > 0 && len(members) >= maxMembers {
-		return false, 0, ErrMembersLimit
-	}
-	if members == nil {
-		members = make(map[string]*localMember)
-		s.presence[key] = members
-	}
-	members[userID] = &localMember{info: infoOrNull(info), sockets: 1}
-	s.seq++
-	return true, s.seq, nil
+	return ch
 }
 
-// LeavePresence implements State.
-func (s *LocalState) LeavePresence(_ context.Context, appID, channel, userID string) (bool, uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// drop forgets a channel nobody is subscribed to. Caller holds d.mu.
+func (d *localData) drop(key string, ch *localChannel) {
+	if ch.total <= 0 && len(ch.members) == 0 {
+		delete(d.channels, key)
+	}
+}
+
+// counted returns the transitions of a channel's count going from before
+// to after in the change numbered seq: occupied first, vacated after
+// extra (the member transitions), and the new count last.
+func counted(appID, channel string, before, after int, seq uint64, extra ...Transition) []Transition {
+	var out []Transition
+	if before == 0 && after > 0 {
+		out = append(out, Transition{Kind: ChannelOccupied, AppID: appID, Channel: channel, Seq: seq})
+	}
+	out = append(out, extra...)
+	if before > 0 && after == 0 {
+		out = append(out, Transition{Kind: ChannelVacated, AppID: appID, Channel: channel, Seq: seq})
+	}
+	if before != after {
+		out = append(out, Transition{Kind: SubscriptionCount, AppID: appID, Channel: channel, Count: after, Seq: seq})
+	}
+	return out
+}
+
+// publish sends the member transitions among ts to the cluster. Caller
+// holds d.mu: that is what orders them as the changes. The change is
+// made already, so the publish does not give up when ctx ends.
+func (s *LocalState) publish(ctx context.Context, ts []Transition) {
+	for _, t := range ts {
+		if t.Kind != MemberAdded && t.Kind != MemberRemoved {
+			continue
+		}
+		e, err := memberEnvelope(s.node, t)
+		if err == nil {
+			_, _ = s.pubsub.Publish(context.WithoutCancel(ctx), e) // only fails once closed: the node is stopping
+		}
+	}
+}
+
+// JoinPresence implements State.
+func (s *LocalState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (Snapshot, []Transition, error) {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	key := stateKey(appID, channel)
-	members := s.presence[key]
-	m, ok := members[userID]
-	if !ok {
-		return false, 0, nil
+	ch := d.channel(key, true)
+	m, member := ch.members[userID]
+	if !member && maxMembers > 0 && len(ch.members) >= maxMembers {
+		d.drop(key, ch)
+		return Snapshot{}, nil, ErrMembersLimit
 	}
-	if m.sockets--; m.sockets > 0 {
-		return false, 0, nil
+	d.seq++
+	var added []Transition
+	if member {
+		m.sockets++
+	} else {
+		ch.members[userID] = &localMember{info: infoOrNull(info), sockets: 1}
+		added = []Transition{{Kind: MemberAdded, AppID: appID, Channel: channel, UserID: userID, Info: infoOrNull(info), Seq: d.seq}}
 	}
-	delete(members, userID)
-	if len(members) == 0 {
-		delete(s.presence, key)
+	ch.total++
+	ts := counted(appID, channel, ch.total-1, ch.total, d.seq, added...)
+	s.publish(ctx, ts)
+	return d.snapshot(ch), ts, nil
+}
+
+// snapshot returns ch's member list at the current Seq. Caller holds d.mu.
+func (d *localData) snapshot(ch *localChannel) Snapshot {
+	out := Snapshot{Members: make(map[string]json.RawMessage), Seq: d.seq}
+	if ch != nil {
+		for id, m := range ch.members {
+			out.Members[id] = m.info
+		}
 	}
-	s.seq++
-	return true, s.seq, nil
+	return out
+}
+
+// LeavePresence implements State. A leave of a user who holds no socket
+// on the channel changes nothing.
+func (s *LocalState) LeavePresence(ctx context.Context, appID, channel, userID string) ([]Transition, error) {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := stateKey(appID, channel)
+	ch := d.channel(key, false)
+	if ch == nil || ch.members[userID] == nil {
+		return nil, nil
+	}
+	d.seq++
+	var removed []Transition
+	m := ch.members[userID]
+	if m.sockets--; m.sockets <= 0 {
+		delete(ch.members, userID)
+		removed = []Transition{{Kind: MemberRemoved, AppID: appID, Channel: channel, UserID: userID, Seq: d.seq}}
+	}
+	ch.total--
+	ts := counted(appID, channel, ch.total+1, ch.total, d.seq, removed...)
+	d.drop(key, ch)
+	s.publish(ctx, ts)
+	return ts, nil
 }
 
 // PresenceMembers implements State. The Seq it reports is the node-wide
 // counter: every change of this channel up to it is in the list.
-func (s *LocalState) PresenceMembers(_ context.Context, appID, channel string) (map[string]json.RawMessage, uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	members := s.presence[stateKey(appID, channel)]
-	out := make(map[string]json.RawMessage, len(members))
-	for id, m := range members {
-		out[id] = m.info
+func (s *LocalState) PresenceMembers(_ context.Context, appID, channel string) (Snapshot, error) {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.snapshot(d.channel(stateKey(appID, channel), false)), nil
+}
+
+// SetSubscriptions implements State.
+func (s *LocalState) SetSubscriptions(_ context.Context, counts []ChannelCount) ([]Transition, error) {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []Transition
+	for _, c := range counts {
+		key := stateKey(c.AppID, c.Channel)
+		ch := d.channel(key, c.Subscriptions > 0)
+		if ch == nil || ch.nodes[s.node] == c.Subscriptions {
+			continue
+		}
+		before := ch.total
+		ch.total += c.Subscriptions - ch.nodes[s.node]
+		if c.Subscriptions > 0 {
+			ch.nodes[s.node] = c.Subscriptions
+		} else {
+			delete(ch.nodes, s.node)
+		}
+		d.seq++
+		out = append(out, counted(c.AppID, c.Channel, before, ch.total, d.seq)...)
+		d.drop(key, ch)
 	}
-	return out, s.seq, nil
+	return out, nil
 }
 
 // RememberEvent implements State.
 func (s *LocalState) RememberEvent(_ context.Context, appID, channel string, payload []byte) error {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cache[stateKey(appID, channel)] = cachedEvent{payload: payload, at: now}
+	d := s.data
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cache[stateKey(appID, channel)] = cachedEvent{payload: payload, at: now}
 	// Expired events are dropped at most once a minute, which bounds the
 	// map by the channels used within one TTL without a scan per event.
-	if now.Sub(s.pruned) < time.Minute {
+	if now.Sub(d.pruned) < time.Minute {
 		return nil
 	}
-	s.pruned = now
-	for k, e := range s.cache {
+	d.pruned = now
+	for k, e := range d.cache {
 		if now.Sub(e.at) > CacheTTL {
-			delete(s.cache, k)
+			delete(d.cache, k)
 		}
 	}
 	return nil
@@ -125,10 +249,11 @@ func (s *LocalState) RememberEvent(_ context.Context, appID, channel string, pay
 
 // LastEvent implements State.
 func (s *LocalState) LastEvent(_ context.Context, appID, channel string) ([]byte, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.cache[stateKey(appID, channel)]
-	if !ok || s.now().Sub(e.at) > CacheTTL {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.cache[stateKey(appID, channel)]
+	if !ok || d.now().Sub(e.at) > CacheTTL {
 		return nil, false, nil
 	}
 	return e.payload, true, nil
@@ -136,26 +261,31 @@ func (s *LocalState) LastEvent(_ context.Context, appID, channel string) ([]byte
 
 // AddConnection implements State.
 func (s *LocalState) AddConnection(_ context.Context, appID string, limit int) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if limit > 0 && s.conns[appID] >= limit {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if limit > 0 && d.conns[appID] >= limit {
 		return false, nil
 	}
-	s.conns[appID]++
+	d.conns[appID]++
 	return true, nil
 }
 
 // RemoveConnection implements State.
 func (s *LocalState) RemoveConnection(_ context.Context, appID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conns[appID]--; s.conns[appID] <= 0 {
-		delete(s.conns, appID)
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conns[appID]--; d.conns[appID] <= 0 {
+		delete(d.conns, appID)
 	}
 	return nil
 }
 
+// Recover implements State: memory is never lost while the node runs.
+func (s *LocalState) Recover(context.Context) error { return nil }
+
 // Run implements State: one node has no lease to keep, so it waits for ctx.
-func (s *LocalState) Run(ctx context.Context, _ ShareSource, _ func(context.Context, []PresenceChange)) {
+func (s *LocalState) Run(ctx context.Context, _ ShareSource, _ func(context.Context, []Transition)) {
 	<-ctx.Done()
 }

@@ -2,7 +2,6 @@ package scaling
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -10,114 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestLocalStatePresence(t *testing.T) {
-	type step struct {
-		leave bool
-		user  string
-	}
-	tests := []struct {
-		name    string
-		give    []step
-		want    []bool // added (join) or removed (leave), per step
-		wantIDs []string
-	}{
-		{
-			name:    "a user's first socket adds, its last removes",
-			give:    []step{{user: "u1"}, {user: "u1"}, {leave: true, user: "u1"}, {leave: true, user: "u1"}},
-			want:    []bool{true, false, false, true},
-			wantIDs: []string{},
-		},
-		{
-			name:    "two users",
-			give:    []step{{user: "u1"}, {user: "u2"}, {leave: true, user: "u1"}},
-			want:    []bool{true, true, true},
-			wantIDs: []string{"u2"},
-		},
-		{
-			name:    "leaving without joining changes nothing",
-			give:    []step{{leave: true, user: "u1"}, {user: "u2"}, {leave: true, user: "u1"}},
-			want:    []bool{false, true, false},
-			wantIDs: []string{"u2"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			s := NewLocalState()
-			ops := map[bool]func(user string) (bool, uint64, error){
-				false: func(user string) (bool, uint64, error) {
-					return s.JoinPresence(ctx, "app-1", "presence-room", user, nil, 0)
-				},
-				true: func(user string) (bool, uint64, error) {
-					return s.LeavePresence(ctx, "app-1", "presence-room", user)
-				},
-			}
-
-			got := make([]bool, 0, len(tt.give))
-			for _, st := range tt.give {
-				changed, _, err := ops[st.leave](st.user)
-				require.NoError(t, err)
-				got = append(got, changed)
-			}
-
-			assert.Equal(t, tt.want, got)
-			members, _, err := s.PresenceMembers(ctx, "app-1", "presence-room")
-			require.NoError(t, err)
-			ids := make([]string, 0, len(members))
-			for id := range members {
-				ids = append(ids, id)
-			}
-			assert.ElementsMatch(t, tt.wantIDs, ids)
-		})
-	}
-}
-
-func TestLocalStatePresenceInfo(t *testing.T) {
-	ctx := context.Background()
-	s := NewLocalState()
-	_, _, err := s.JoinPresence(ctx, "app-1", "presence-room", "1", json.RawMessage(`{"name":"Ann"}`), 0)
-	require.NoError(t, err)
-	_, _, err = s.JoinPresence(ctx, "app-1", "presence-room", "2", nil, 0)
-	require.NoError(t, err)
-
-	members, _, err := s.PresenceMembers(ctx, "app-1", "presence-room")
-
-	require.NoError(t, err)
-	assert.JSONEq(t, `{"name":"Ann"}`, string(members["1"]))
-	assert.JSONEq(t, `null`, string(members["2"]))
-	other, _, err := s.PresenceMembers(ctx, "app-2", "presence-room")
-	require.NoError(t, err)
-	assert.Empty(t, other, "apps do not share channels")
-}
-
-func TestLocalStatePresenceLimit(t *testing.T) {
-	tests := []struct {
-		name    string
-		give    string // user joining a channel that has u1 and u2
-		limit   int
-		want    bool
-		wantErr error
-	}{
-		{name: "a new user beyond the limit", give: "u3", limit: 2, wantErr: ErrMembersLimit},
-		{name: "a member's second socket when full", give: "u1", limit: 2, want: false},
-		{name: "room left", give: "u3", limit: 3, want: true},
-		{name: "no limit", give: "u3", limit: 0, want: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			s := NewLocalState()
-			for _, u := range []string{"u1", "u2"} {
-				_, _, err := s.JoinPresence(ctx, "app-1", "presence-room", u, nil, tt.limit)
-				require.NoError(t, err)
-			}
-
-			added, _, err := s.JoinPresence(ctx, "app-1", "presence-room", tt.give, nil, tt.limit)
-
-			assert.ErrorIs(t, err, tt.wantErr)
-			assert.Equal(t, tt.want, added)
-		})
-	}
+// newTestLocalState returns a LocalState over a subscribed Local provider
+// whose envelopes rec records.
+func newTestLocalState(t *testing.T, rec *recorder) *LocalState {
+	t.Helper()
+	return NewLocalState(newSubscribedLocal(t, rec.deliver))
 }
 
 func TestLocalStateCache(t *testing.T) {
@@ -134,8 +30,8 @@ func TestLocalStateCache(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			s := NewLocalState()
-			s.now = func() time.Time { return now }
+			s := newTestLocalState(t, &recorder{})
+			s.data.now = func() time.Time { return now }
 			require.NoError(t, s.RememberEvent(ctx, "app-1", "cache-news", []byte(`{"old":1}`)))
 			require.NoError(t, s.RememberEvent(ctx, "app-1", "cache-news", []byte(`{"event":"e"}`)))
 
@@ -155,41 +51,42 @@ func TestLocalStateCache(t *testing.T) {
 func TestLocalStateCachePrunesExpiredEvents(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := NewLocalState()
-	s.now = func() time.Time { return now }
+	s := newTestLocalState(t, &recorder{})
+	s.data.now = func() time.Time { return now }
 	require.NoError(t, s.RememberEvent(ctx, "app-1", "cache-old", []byte("{}")))
 
 	now = now.Add(CacheTTL + time.Minute)
 	require.NoError(t, s.RememberEvent(ctx, "app-1", "cache-new", []byte("{}")))
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	assert.Len(t, s.cache, 1, "the expired event is dropped")
+	s.data.mu.Lock()
+	defer s.data.mu.Unlock()
+	assert.Len(t, s.data.cache, 1, "the expired event is dropped")
 }
 
 func TestLocalStateConnections(t *testing.T) {
 	tests := []struct {
 		name  string
 		limit int
-		give  int // sockets added
+		give  int // sockets added, half on each of two nodes
 		want  int // sockets allowed
 	}{
-		{name: "no limit", limit: 0, give: 5, want: 5},
-		{name: "limit", limit: 3, give: 5, want: 3},
+		{name: "no limit", limit: 0, give: 6, want: 6},
+		{name: "limit", limit: 3, give: 6, want: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := NewLocalState()
+			s := newTestLocalState(t, &recorder{})
+			nodes := []*LocalState{s, s.ForNode(newSubscribedLocal(t, (&recorder{}).deliver))}
 
 			got := 0
-			for range tt.give {
-				ok, err := s.AddConnection(ctx, "app-1", tt.limit)
+			for i := range tt.give {
+				ok, err := nodes[i%2].AddConnection(ctx, "app-1", tt.limit)
 				require.NoError(t, err)
 				got += map[bool]int{true: 1}[ok]
 			}
 
-			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.want, got, "the limit counts the sockets of every node")
 			require.NoError(t, s.RemoveConnection(ctx, "app-1"))
 			ok, err := s.AddConnection(ctx, "app-1", tt.limit)
 			require.NoError(t, err)
@@ -201,13 +98,80 @@ func TestLocalStateConnections(t *testing.T) {
 	}
 }
 
+// TestLocalStateForgetsEmptyChannels: a channel nobody is subscribed to
+// any more takes no memory.
+func TestLocalStateForgetsEmptyChannels(t *testing.T) {
+	ctx := context.Background()
+	s := newTestLocalState(t, &recorder{})
+	other := s.ForNode(newSubscribedLocal(t, (&recorder{}).deliver))
+	_, _, err := s.JoinPresence(ctx, "app-1", "presence-room", "u1", nil, 0)
+	require.NoError(t, err)
+	_, _, err = s.JoinPresence(ctx, "app-1", "presence-room", "u1", nil, 0)
+	require.NoError(t, err)
+	_, err = s.SetSubscriptions(ctx, []ChannelCount{{AppID: "app-1", Channel: "news", Subscriptions: 2}})
+	require.NoError(t, err)
+	_, err = other.SetSubscriptions(ctx, []ChannelCount{{AppID: "app-1", Channel: "news", Subscriptions: 1}})
+	require.NoError(t, err)
+
+	for range 2 {
+		_, err = s.LeavePresence(ctx, "app-1", "presence-room", "u1")
+		require.NoError(t, err)
+	}
+	for _, n := range []*LocalState{s, other} {
+		_, err = n.SetSubscriptions(ctx, []ChannelCount{{AppID: "app-1", Channel: "news", Subscriptions: 0}})
+		require.NoError(t, err)
+	}
+	_, err = s.SetSubscriptions(ctx, []ChannelCount{{AppID: "app-1", Channel: "never", Subscriptions: 0}})
+	require.NoError(t, err)
+
+	s.data.mu.Lock()
+	defer s.data.mu.Unlock()
+	assert.Empty(t, s.data.channels)
+}
+
+// TestLocalStatePublishesMemberTransitions: the member transitions go out
+// through the provider of the node that made the change, with their Seq.
+func TestLocalStatePublishesMemberTransitions(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	s := newTestLocalState(t, rec)
+
+	_, joined, err := s.JoinPresence(ctx, "app-1", "presence-room", "u1", []byte(`{"n":1}`), 0)
+	require.NoError(t, err)
+	_, err = s.SetSubscriptions(ctx, []ChannelCount{{AppID: "app-1", Channel: "news", Subscriptions: 1}})
+	require.NoError(t, err)
+	left, err := s.LeavePresence(ctx, "app-1", "presence-room", "u1")
+	require.NoError(t, err)
+
+	got := rec.wait(t, 2)
+	require.Len(t, joined, 3)
+	require.Len(t, left, 3)
+	want := []Envelope{
+		{V: Version, Kind: KindPresence, AppID: "app-1", Origin: s.node, Seq: joined[1].Seq,
+			Payload: []byte(`{"added":true,"channel":"presence-room","user_id":"u1","user_info":"{\"n\":1}"}`)},
+		{V: Version, Kind: KindPresence, AppID: "app-1", Origin: s.node, Seq: left[0].Seq,
+			Payload: []byte(`{"channel":"presence-room","user_id":"u1"}`)},
+	}
+	assert.Equal(t, want, got)
+}
+
+func TestLocalStateRecoverHasNothingToDo(t *testing.T) {
+	assert.NoError(t, newTestLocalState(t, &recorder{}).Recover(context.Background()))
+}
+
 func TestLocalStateRunWaitsForCtx(t *testing.T) {
+	s := newTestLocalState(t, &recorder{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		NewLocalState().Run(ctx, nil, nil)
+		s.Run(ctx, nil, nil)
 		close(done)
 	}()
+	select {
+	case <-done:
+		t.Fatal("Run returned before its ctx ended")
+	default:
+	}
 	cancel()
 	select {
 	case <-done:

@@ -19,54 +19,86 @@ import (
 const DefaultLease = 15 * time.Second
 
 // RedisState is the cluster's shared State in Redis. Every key starts with
-// the scaling channel name, so clusters can share one Redis:
+// the scaling channel name {p}, so clusters can share one Redis:
 //
-//	{p}:nodes                               set of live node ids
-//	{p}:lease:{node}                        a node's lease, renewed every lease/3
-//	{p}:node:{node}:presence                "app\nchannel" entries the node holds
-//	{p}:node:{node}:apps                    apps the node counts sockets of
-//	{p}:presence:{app}:{channel}:members    user -> user_info
-//	{p}:presence:{app}:{channel}:counts     user -> sockets across the cluster
-//	{p}:presence:{app}:{channel}:node:{n}   user -> sockets on node n
-//	{p}:presence:{app}:{channel}:seq        Seq of the channel's last change
-//	{p}:conns:{app}                         node -> open sockets
-//	{p}:cache:{app}:{channel}               last event, expiring after CacheTTL
+//	{p}:nodes                           set of live node ids
+//	{p}:intact                          set while Redis holds every node's share
+//	{p}:lease:{node}                    a node's lease, renewed every lease/3
+//	{p}:reaped:{node}                   a reaped node's members were announced gone
+//	{p}:node:{node}:channels            "app\nchannel" entries the node subscribes to
+//	{p}:node:{node}:apps                apps the node counts sockets of
+//	{p}:ch:{app}:{channel}:subs         node -> subscriptions on that node
+//	{p}:ch:{app}:{channel}:count        subscriptions across the cluster
+//	{p}:ch:{app}:{channel}:seq          Seq of the channel's last change
+//	{p}:ch:{app}:{channel}:members      presence: user -> user_info
+//	{p}:ch:{app}:{channel}:users        presence: user -> sockets across the cluster
+//	{p}:ch:{app}:{channel}:node:{n}     presence: user -> sockets on node n
+//	{p}:ch:{app}:{channel}:gone:{user}  presence: the user's removal was announced (an hour)
+//	{p}:conns:{app}                     node -> open sockets
+//	{p}:cache:{app}:{channel}           last event, expiring after CacheTTL
 //
-// Each change runs as one Lua script, so it is atomic. A node whose lease
-// expired has its share removed by whichever survivor sees it first (the
-// script removes a share once), and that survivor announces the members who
-// left. A node that finds its own lease gone (Redis restarted empty, or it
-// was reaped while paused) re-asserts its share from its own sockets.
+// Each change runs as one Lua script, so it is atomic, and the script
+// decides the transitions it causes: it numbers them with the channel's
+// next Seq, publishes the member transitions on the scaling channel itself
+// (so every node hears them once, in the order of the changes, even if
+// this node dies a moment later) and returns them all to the caller.
 //
-// The Seq of a presence channel is a hybrid clock kept in its seq key:
-// each change of the member set (a join, a leave, a reap, a re-assert)
+// Every script that changes or reads a channel first checks that the
+// state is whole: that {p}:intact and this node's lease exist. When Redis
+// lost its data, or reaped this node while it was paused, the script
+// changes nothing and the call fails with ErrShareLost; Recover then has
+// every node re-assert its share and sets {p}:intact again. So a data loss
+// is noticed at the next change, not at the next heartbeat.
+//
+// A node whose lease expired has its share removed by whichever survivor
+// sees it first (the script removes a share once), and that script
+// announces what follows (members removed, channels vacated).
+//
+// The Seq of a channel is a hybrid clock kept in its seq key: each change
 // sets it, in the script that makes the change, to one more than before
 // but never less than Redis's clock in microseconds. Numbers therefore
 // grow for as long as the key lives, and a key that is gone (expired after
-// presenceSeqTTL without a change, or lost with the rest of Redis's data)
-// starts again above every number handed out before it, so no socket
-// waits for numbers it has already seen. Should Redis's clock step back
-// (a failover to a host whose clock is behind), the re-assert raises each
-// counter to the largest number the node's sockets have seen.
+// seqTTL without a change, or lost with the rest of Redis's data) starts
+// again above every number handed out before it, so no socket waits for
+// numbers it has already seen. Should Redis's clock step back (a failover
+// to a host whose clock is behind), the re-assert raises each counter to
+// the largest number the node's sockets have seen.
 type RedisState struct {
-	client *redis.Client
-	prefix string
-	node   string
-	lease  time.Duration
-	log    *slog.Logger
-
-	// link reports whether the node's Redis link is up; calls fail at
-	// once while it is down instead of waiting for Redis timeouts.
-	link func() bool
+	client  *redis.Client
+	pubsub  *Redis
+	prefix  string
+	node    string
+	lease   time.Duration
+	timeout time.Duration
+	log     *slog.Logger
 
 	// dirty is set when a write failed, so the next heartbeat re-asserts.
 	dirty atomic.Bool
 
+	// assertMu orders re-asserts, which the heartbeat, Recover and the
+	// answers to other nodes' recoveries all run.
+	assertMu sync.Mutex
+
+	// recoverMu lets one Recover run at a time; recovered counts the
+	// recoveries done, so a caller that waited for one does not start
+	// another.
+	recoverMu sync.Mutex
+	recovered atomic.Uint64
+
+	mu sync.Mutex
 	// unannounced holds the presence leaves that could not be written:
-	// after the next re-assert, those users that are no longer members
-	// are announced as gone (Redis may have lost the share they were in).
-	mu          sync.Mutex
+	// once the state is whole again, those users that are no longer
+	// members are announced gone (Redis may have lost the share they
+	// were in).
 	unannounced map[memberKey]struct{}
+	// source and decided are Run's, for Recover.
+	source  ShareSource
+	decided func(context.Context, []Transition)
+	// acks are the recoveries in progress on this node, by id; asks are
+	// other nodes' recoveries this node has yet to answer.
+	acks map[string]chan struct{}
+	asks []Envelope
+	ask  chan struct{} // cap 1: asks has something
 }
 
 // memberKey names one member of one presence channel.
@@ -77,23 +109,30 @@ var _ State = (*RedisState)(nil)
 // errLinkDown is returned at once while the Redis link is down.
 var errLinkDown = errors.New("the Redis link is down")
 
-// NewRedisState returns the State for node over client, keys prefixed by
-// prefix. link (nil: always up) reports the node's Redis link.
-func NewRedisState(client *redis.Client, prefix, node string, lease time.Duration, link func() bool, log *slog.Logger) *RedisState {
+// NewRedisState returns the State of the node of provider r, in the Redis
+// r uses, keys prefixed by cfg.Channel. It performs no I/O.
+func NewRedisState(r *Redis, cfg Config, log *slog.Logger) *RedisState {
+	lease := cfg.Lease
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	if link == nil {
-		link = func() bool { return true }
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
 	}
-	return &RedisState{client: client, prefix: prefix, node: node, lease: lease, link: link, log: log,
-		unannounced: make(map[memberKey]struct{})}
+	return &RedisState{
+		client: r.Client(), pubsub: r, prefix: cfg.Channel, node: r.Node(),
+		lease: lease, timeout: timeout, log: log,
+		unannounced: make(map[memberKey]struct{}),
+		acks:        make(map[string]chan struct{}),
+		ask:         make(chan struct{}, 1),
+	}
 }
 
 // down reports whether the link is down; a write that is refused for it
 // leaves the node to re-assert its share.
 func (s *RedisState) down(write bool) bool {
-	if s.link() {
+	if s.pubsub.Up() {
 		return false
 	}
 	if write {
@@ -102,29 +141,38 @@ func (s *RedisState) down(write bool) bool {
 	return true
 }
 
-func (s *RedisState) presenceBase(appID, channel string) string {
-	return s.prefix + ":presence:" + appID + ":" + channel
+func (s *RedisState) intactKey() string           { return s.prefix + ":intact" }
+func (s *RedisState) leaseKey(node string) string { return s.prefix + ":lease:" + node }
+func (s *RedisState) channelsKey(node string) string {
+	return s.prefix + ":node:" + node + ":channels"
+}
+func (s *RedisState) base(appID, channel string) string {
+	return s.prefix + ":ch:" + appID + ":" + channel
 }
 
-func (s *RedisState) presenceKeys(appID, channel string) []string {
-	base := s.presenceBase(appID, channel)
-	return []string{base + ":members", base + ":counts", base + ":node:" + s.node, s.prefix + ":node:" + s.node + ":presence", base + ":seq"}
-}
+// seqTTL is how long a channel's seq key outlives the channel's last
+// change. Any member event still in flight is far younger; once the key
+// is gone the clock restarts the numbers above the old ones.
+const seqTTL = time.Hour
 
-// presenceSeqTTL is how long a presence channel's seq key outlives the
-// channel's last change. Any member event still in flight is far younger;
-// once the key is gone the clock restarts the numbers above the old ones.
-const presenceSeqTTL = time.Hour
+// goneTTL is how long the state remembers that a member's removal was
+// announced: far longer than a leave that could not be written waits for
+// the state to be whole again (see gone).
+const goneTTL = time.Hour
 
-// seqLua defines the Lua functions that number a presence channel's
-// changes; it is the start of every script that changes a member set.
+// prelude defines what every script shares. KEYS[1] and KEYS[2] of the
+// scripts that use whole() are {p}:intact and this node's lease.
 //
 // bump(key) returns the Seq of a new change: one more than the last, and
 // at least Redis's clock in microseconds (below 2^53 until the year 2255,
 // so exact in a Lua number). raise(key, floor) lifts the counter to floor.
 // Numbers are written with %.0f: Lua would write large ones as 1.7e+15.
-var seqLua = fmt.Sprintf(`
-local seq_ttl = %d
+// add records a transition for the reply, seven strings each; announce
+// publishes a member transition as a KindPresence envelope; counted adds
+// the transitions of a channel's count going from before to after around
+// the member transitions that members() adds.
+var prelude = fmt.Sprintf(`
+local seq_ttl, gone_ttl, version = %d, %d, %d
 local function bump(key)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -137,122 +185,345 @@ local function raise(key, floor)
     redis.call('SET', key, string.format('%%.0f', floor), 'PX', seq_ttl)
   end
 end
-`, presenceSeqTTL.Milliseconds())
+local function whole()
+  return redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 1
+end
+local out = {}
+local function add(kind, app, channel, user, info, count, seq)
+  for _, v in ipairs({kind, app, channel, user, info, tostring(count), string.format('%%.0f', seq)}) do
+    table.insert(out, v)
+  end
+end
+local function announce(pubsub, origin, app, channel, user, info, seq)
+  local payload
+  if info then
+    payload = cjson.encode({added = true, channel = channel, user_id = user, user_info = info})
+  else
+    payload = cjson.encode({channel = channel, user_id = user})
+  end
+  redis.call('PUBLISH', pubsub, '{"v":' .. version .. ',"kind":"presence","app_id":' .. cjson.encode(app) ..
+    ',"origin":' .. cjson.encode(origin) .. ',"seq":' .. string.format('%%.0f', seq) .. ',"payload":' .. payload .. '}')
+end
+local function counted(app, channel, before, after, seq, members)
+  if before <= 0 and after > 0 then add('channel_occupied', app, channel, '', '', 0, seq) end
+  if members then members() end
+  if before > 0 and after <= 0 then add('channel_vacated', app, channel, '', '', 0, seq) end
+  if before ~= after then add('subscription_count', app, channel, '', '', math.max(after, 0), seq) end
+end
+`, seqTTL.Milliseconds(), int(goneTTL.Seconds()), Version)
 
-// joinScript returns -1 when the channel is full, 0 when the user was a
-// member already, and the Seq of the change when the user is new.
-var joinScript = redis.NewScript(seqLua + `
-local count = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if count == 0 then
-  local max = tonumber(ARGV[3])
-  if max > 0 and redis.call('HLEN', KEYS[2]) >= max then return -1 end
+// channelKeys are the keys of a presence join or leave of userID:
+// KEYS[1..2] for whole(), then the channel's keys and this node's index
+// of channels.
+func (s *RedisState) channelKeys(appID, channel, userID string) []string {
+	base := s.base(appID, channel)
+	return []string{
+		s.intactKey(), s.leaseKey(s.node),
+		base + ":subs", base + ":count", base + ":seq", base + ":members",
+		base + ":users", base + ":node:" + s.node, base + ":gone:" + userID,
+		s.channelsKey(s.node),
+	}
+}
+
+// joinScript counts a subscription of this node's to a presence channel
+// as user ARGV[5]. It replies {'lost'}, {'full'}, or {'ok', seq,
+// transitions, members}: the member list after the change.
+var joinScript = redis.NewScript(prelude + `
+if not whole() then return {'lost'} end
+local pubsub, node, app, channel, user, info = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local sockets = tonumber(redis.call('HGET', KEYS[7], user) or '0')
+if sockets == 0 then
+  local max = tonumber(ARGV[7])
+  if max > 0 and redis.call('HLEN', KEYS[7]) >= max then return {'full'} end
 end
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-redis.call('SADD', KEYS[4], ARGV[4])
-if count == 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  return bump(KEYS[5])
-end
-return 0
+redis.call('HINCRBY', KEYS[7], user, 1)
+redis.call('HINCRBY', KEYS[8], user, 1)
+redis.call('HINCRBY', KEYS[3], node, 1)
+redis.call('SADD', KEYS[10], ARGV[8])
+local after = redis.call('INCR', KEYS[4])
+local seq = bump(KEYS[5])
+counted(app, channel, after - 1, after, seq, function()
+  if sockets == 0 then
+    redis.call('HSET', KEYS[6], user, info)
+    redis.call('DEL', KEYS[9])
+    add('member_added', app, channel, user, info, 0, seq)
+    announce(pubsub, node, app, channel, user, info, seq)
+  end
+end)
+return {'ok', string.format('%.0f', seq), out, redis.call('HGETALL', KEYS[6])}
 `)
 
 // JoinPresence implements State.
-func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (bool, uint64, error) {
+func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (Snapshot, []Transition, error) {
 	if s.down(true) {
-		return false, 0, errLinkDown
+		return Snapshot{}, nil, errLinkDown
 	}
-	n, err := joinScript.Run(ctx, s.client, s.presenceKeys(appID, channel),
-		userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel)).Int64()
+	res, err := joinScript.Run(ctx, s.client, s.channelKeys(appID, channel, userID),
+		s.prefix, s.node, appID, channel, userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel)).Slice()
 	if err != nil {
 		s.dirty.Store(true)
-		return false, 0, fmt.Errorf("join presence %s: %w", channel, err)
+		return Snapshot{}, nil, fmt.Errorf("join presence %s: %w", channel, err)
 	}
-	if n < 0 {
-		return false, 0, ErrMembersLimit
+	r, err := parseReply(res)
+	switch {
+	case errors.Is(err, ErrMembersLimit) || errors.Is(err, ErrShareLost):
+		return Snapshot{}, nil, err // nothing was written
+	case err != nil:
+		s.dirty.Store(true) // the change may have been made
+		return Snapshot{}, nil, fmt.Errorf("join presence %s: %w", channel, err)
 	}
-	return n > 0, uint64(n), nil
+	return r.snapshot, r.transitions, nil
 }
 
-// leaveScript returns 0 when the user keeps a socket somewhere, and the
-// Seq of the change when the user is no longer a member.
-var leaveScript = redis.NewScript(seqLua + `
-local mine = redis.call('HINCRBY', KEYS[3], ARGV[1], -1)
-if mine <= 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
-if mine < 0 then return 0 end
-local count = redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
-if count <= 0 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  return bump(KEYS[5])
+// leaveScript counts one subscription of this node's to a presence
+// channel as user ARGV[5] less. It replies {'lost'} or {'ok', seq,
+// transitions}; a user with no socket here in the state changes nothing.
+var leaveScript = redis.NewScript(prelude + `
+if not whole() then return {'lost'} end
+local pubsub, node, app, channel, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local mine = redis.call('HINCRBY', KEYS[8], user, -1)
+if mine <= 0 then redis.call('HDEL', KEYS[8], user) end
+if mine < 0 then return {'ok', '0', {}} end
+if redis.call('HINCRBY', KEYS[3], node, -1) <= 0 then
+  redis.call('HDEL', KEYS[3], node)
+  redis.call('SREM', KEYS[10], ARGV[6])
 end
-return 0
+local after = redis.call('DECR', KEYS[4])
+if after <= 0 then redis.call('DEL', KEYS[4]) end
+local seq = bump(KEYS[5])
+counted(app, channel, after + 1, after, seq, function()
+  if redis.call('HINCRBY', KEYS[7], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[7], user)
+    redis.call('HDEL', KEYS[6], user)
+    redis.call('SET', KEYS[9], '1', 'EX', gone_ttl)
+    add('member_removed', app, channel, user, '', 0, seq)
+    announce(pubsub, node, app, channel, user, nil, seq)
+  end
+end)
+return {'ok', string.format('%.0f', seq), out}
 `)
 
-// LeavePresence implements State. A leave that finds no socket of the user
-// in this node's share (Redis lost it) changes nothing.
-func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID string) (bool, uint64, error) {
+// LeavePresence implements State. A leave that cannot be written is
+// remembered: once the state is whole again, the user is announced gone
+// if no socket of theirs is left anywhere.
+func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID string) ([]Transition, error) {
+	key := memberKey{appID, channel, userID}
 	err := errLinkDown
 	if !s.down(true) {
-		var n int64
-		n, err = leaveScript.Run(ctx, s.client, s.presenceKeys(appID, channel), userID).Int64()
+		var res []any
+		res, err = leaveScript.Run(ctx, s.client, s.channelKeys(appID, channel, userID),
+			s.prefix, s.node, appID, channel, userID, stateKey(appID, channel)).Slice()
+		var r reply
 		if err == nil {
-			return n > 0, uint64(max(n, 0)), nil
+			r, err = parseReply(res)
 		}
-		s.dirty.Store(true)
+		if err == nil {
+			s.mu.Lock()
+			delete(s.unannounced, key)
+			s.mu.Unlock()
+			return r.transitions, nil
+		}
+		if !errors.Is(err, ErrShareLost) {
+			s.dirty.Store(true)
+		}
 	}
+	// Remembered even when the caller tries again once the state is
+	// whole: a leave that then succeeds forgets it.
 	s.mu.Lock()
-	s.unannounced[memberKey{appID, channel, userID}] = struct{}{}
+	s.unannounced[key] = struct{}{}
 	s.mu.Unlock()
-	return false, 0, fmt.Errorf("leave presence %s: %w", channel, err)
+	return nil, fmt.Errorf("leave presence %s: %w", channel, err)
 }
 
-// membersScript reads a presence channel's members and its Seq at once.
-var membersScript = redis.NewScript(`
-return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or '0'}
+// membersScript reads a presence channel's members and its Seq at once:
+// {'lost'} or {'ok', seq, {}, members}.
+var membersScript = redis.NewScript(prelude + `
+if not whole() then return {'lost'} end
+return {'ok', redis.call('GET', KEYS[3]) or '0', {}, redis.call('HGETALL', KEYS[4])}
 `)
 
 // PresenceMembers implements State.
-func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string) (map[string]json.RawMessage, uint64, error) {
+func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string) (Snapshot, error) {
 	if s.down(false) {
-		return nil, 0, errLinkDown
+		return Snapshot{}, errLinkDown
 	}
-	base := s.presenceBase(appID, channel)
-	res, err := membersScript.Run(ctx, s.client, []string{base + ":members", base + ":seq"}).Slice()
+	base := s.base(appID, channel)
+	res, err := membersScript.Run(ctx, s.client, []string{s.intactKey(), s.leaseKey(s.node), base + ":seq", base + ":members"}).Slice()
 	if err != nil {
-		return nil, 0, fmt.Errorf("presence members %s: %w", channel, err)
+		return Snapshot{}, fmt.Errorf("presence members %s: %w", channel, err)
 	}
-	members, seq, err := parseMembers(res)
+	r, err := parseReply(res)
 	if err != nil {
-		return nil, 0, fmt.Errorf("presence members %s: %w", channel, err)
+		return Snapshot{}, fmt.Errorf("presence members %s: %w", channel, err)
 	}
-	return members, seq, nil
+	return r.snapshot, nil
 }
 
-// parseMembers decodes membersScript's reply.
-func parseMembers(res []any) (map[string]json.RawMessage, uint64, error) {
-	if len(res) != 2 {
-		return nil, 0, errors.New("unexpected reply")
+// countScript sets this node's subscriptions to one channel to ARGV[4]:
+// {'lost'} or {'ok', seq, transitions}.
+var countScript = redis.NewScript(prelude + `
+if not whole() then return {'lost'} end
+local node, app, channel, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local mine = tonumber(redis.call('HGET', KEYS[3], node) or '0')
+if n == mine then return {'ok', '0', {}} end
+if n > 0 then
+  redis.call('HSET', KEYS[3], node, n)
+  redis.call('SADD', KEYS[6], ARGV[5])
+else
+  redis.call('HDEL', KEYS[3], node)
+  redis.call('SREM', KEYS[6], ARGV[5])
+end
+local after = redis.call('INCRBY', KEYS[4], n - mine)
+if after <= 0 then redis.call('DEL', KEYS[4]) end
+local seq = bump(KEYS[5])
+counted(app, channel, after - n + mine, after, seq)
+return {'ok', string.format('%.0f', seq), out}
+`)
+
+// SetSubscriptions implements State: one script per channel, all sent in
+// one round trip.
+func (s *RedisState) SetSubscriptions(ctx context.Context, counts []ChannelCount) ([]Transition, error) {
+	if len(counts) == 0 {
+		return nil, nil
 	}
-	flat, ok := res[0].([]any)
-	text, ok2 := res[1].(string)
-	if !ok || !ok2 || len(flat)%2 != 0 {
-		return nil, 0, errors.New("unexpected reply")
+	if s.down(true) {
+		return nil, errLinkDown
 	}
+	run := func() ([]redis.Cmder, error) {
+		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, c := range counts {
+				base := s.base(c.AppID, c.Channel)
+				keys := []string{s.intactKey(), s.leaseKey(s.node), base + ":subs", base + ":count", base + ":seq", s.channelsKey(s.node)}
+				countScript.EvalSha(ctx, p, keys, s.node, c.AppID, c.Channel, c.Subscriptions, stateKey(c.AppID, c.Channel))
+			}
+			return nil
+		})
+	}
+	cmds, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis restarted and forgot the script; counts are absolute,
+		// so the channels written already take the same numbers again.
+		if err = countScript.Load(ctx, s.client).Err(); err == nil {
+			cmds, err = run()
+		}
+	}
+	if err != nil {
+		s.dirty.Store(true)
+		return nil, fmt.Errorf("count subscriptions: %w", err)
+	}
+	var out []Transition
+	var lost bool
+	for _, cmd := range cmds {
+		res, err := cmd.(*redis.Cmd).Slice()
+		var r reply
+		if err == nil {
+			r, err = parseReply(res)
+		}
+		switch {
+		case errors.Is(err, ErrShareLost):
+			lost = true
+		case err != nil:
+			s.dirty.Store(true)
+			return out, fmt.Errorf("count subscriptions: %w", err)
+		}
+		out = append(out, r.transitions...)
+	}
+	if lost {
+		return out, ErrShareLost
+	}
+	return out, nil
+}
+
+// reply is a script's reply decoded.
+type reply struct {
+	snapshot    Snapshot
+	transitions []Transition
+}
+
+// parseReply decodes the reply of joinScript, leaveScript, membersScript
+// or countScript: a status, then the Seq, the transitions and the member
+// list, as far as the script sends them.
+func parseReply(res []any) (reply, error) {
+	var r reply
+	status, _ := firstString(res)
+	switch status {
+	case "lost":
+		return r, ErrShareLost
+	case "full":
+		return r, ErrMembersLimit
+	case "ok":
+	default:
+		return r, errors.New("unexpected reply")
+	}
+	if len(res) < 3 {
+		return r, errors.New("unexpected reply")
+	}
+	text, _ := res[1].(string)
 	seq, err := strconv.ParseUint(text, 10, 64)
 	if err != nil {
-		return nil, 0, fmt.Errorf("seq %q: %w", text, err)
+		return r, fmt.Errorf("seq %q: %w", text, err)
 	}
-	out := make(map[string]json.RawMessage, len(flat)/2)
-	for i := 0; i < len(flat); i += 2 {
-		id, ok := flat[i].(string)
-		info, ok2 := flat[i+1].(string)
-		if !ok || !ok2 {
-			return nil, 0, errors.New("unexpected reply")
+	flat, _ := res[2].([]any)
+	if r.transitions, err = parseTransitions(flat); err != nil {
+		return r, err
+	}
+	if len(res) > 3 {
+		flat, ok := res[3].([]any)
+		if !ok || len(flat)%2 != 0 {
+			return r, errors.New("unexpected member list")
 		}
-		out[id] = json.RawMessage(info)
+		r.snapshot = Snapshot{Members: make(map[string]json.RawMessage, len(flat)/2), Seq: seq}
+		for i := 0; i < len(flat); i += 2 {
+			id, ok := flat[i].(string)
+			info, ok2 := flat[i+1].(string)
+			if !ok || !ok2 {
+				return r, errors.New("unexpected member list")
+			}
+			r.snapshot.Members[id] = json.RawMessage(info)
+		}
 	}
-	return out, seq, nil
+	return r, nil
+}
+
+func firstString(res []any) (string, bool) {
+	if len(res) == 0 {
+		return "", false
+	}
+	s, ok := res[0].(string)
+	return s, ok
+}
+
+// parseTransitions decodes the transitions a script added: seven strings
+// each (kind, app, channel, user, info, count, seq).
+func parseTransitions(flat []any) ([]Transition, error) {
+	if len(flat)%7 != 0 {
+		return nil, errors.New("unexpected transitions")
+	}
+	out := make([]Transition, 0, len(flat)/7)
+	for i := 0; i < len(flat); i += 7 {
+		var f [7]string
+		for j := range f {
+			v, ok := flat[i+j].(string)
+			if !ok {
+				return nil, errors.New("unexpected transitions")
+			}
+			f[j] = v
+		}
+		count, err := strconv.Atoi(f[5])
+		if err != nil {
+			return nil, fmt.Errorf("count %q: %w", f[5], err)
+		}
+		seq, err := strconv.ParseUint(f[6], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("seq %q: %w", f[6], err)
+		}
+		t := Transition{Kind: TransitionKind(f[0]), AppID: f[1], Channel: f[2], UserID: f[3], Count: count, Seq: seq}
+		if t.Kind == MemberAdded {
+			t.Info = json.RawMessage(f[4])
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func (s *RedisState) cacheKey(appID, channel string) string {
@@ -285,36 +556,44 @@ func (s *RedisState) LastEvent(ctx context.Context, appID, channel string) ([]by
 	return b, true, nil
 }
 
-var addConnScript = redis.NewScript(`
+// addConnScript replies 'lost', 'ok' or 'full'.
+var addConnScript = redis.NewScript(prelude + `
+if not whole() then return 'lost' end
 local limit = tonumber(ARGV[2])
 if limit > 0 then
   local total = 0
-  for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
-  if total >= limit then return 0 end
+  for _, v in ipairs(redis.call('HVALS', KEYS[3])) do total = total + tonumber(v) end
+  if total >= limit then return 'full' end
 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('SADD', KEYS[2], ARGV[3])
-return 1
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+redis.call('SADD', KEYS[4], ARGV[3])
+return 'ok'
 `)
 
-var removeConnScript = redis.NewScript(`
-if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 0
+var removeConnScript = redis.NewScript(prelude + `
+if not whole() then return 'lost' end
+if redis.call('HINCRBY', KEYS[3], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
+return 'ok'
 `)
+
+func (s *RedisState) connKeys(appID string) []string {
+	return []string{s.intactKey(), s.leaseKey(s.node), s.prefix + ":conns:" + appID, s.prefix + ":node:" + s.node + ":apps"}
+}
 
 // AddConnection implements State.
 func (s *RedisState) AddConnection(ctx context.Context, appID string, limit int) (bool, error) {
 	if s.down(true) {
 		return false, errLinkDown
 	}
-	ok, err := addConnScript.Run(ctx, s.client,
-		[]string{s.prefix + ":conns:" + appID, s.prefix + ":node:" + s.node + ":apps"},
-		s.node, limit, appID).Int()
-	if err != nil {
+	status, err := addConnScript.Run(ctx, s.client, s.connKeys(appID), s.node, limit, appID).Text()
+	switch {
+	case err != nil:
 		s.dirty.Store(true)
 		return false, fmt.Errorf("count connection: %w", err)
+	case status == "lost":
+		return false, ErrShareLost
 	}
-	return ok == 1, nil
+	return status == "ok", nil
 }
 
 // RemoveConnection implements State.
@@ -322,9 +601,13 @@ func (s *RedisState) RemoveConnection(ctx context.Context, appID string) error {
 	if s.down(true) {
 		return errLinkDown
 	}
-	if err := removeConnScript.Run(ctx, s.client, []string{s.prefix + ":conns:" + appID}, s.node).Err(); err != nil {
+	status, err := removeConnScript.Run(ctx, s.client, s.connKeys(appID), s.node).Text()
+	switch {
+	case err != nil:
 		s.dirty.Store(true)
 		return fmt.Errorf("uncount connection: %w", err)
+	case status == "lost":
+		return ErrShareLost
 	}
 	return nil
 }
@@ -332,67 +615,78 @@ func (s *RedisState) RemoveConnection(ctx context.Context, appID string) error {
 // replaceShareScript replaces a node's whole share with the truth in
 // ARGV[5] (JSON). In "reap" mode it first checks that the node's lease is
 // gone and that the node is still listed, so one survivor reaps it once.
-// Each member the script adds to or removes from a channel (a member both
-// removed and put back is unchanged) is a change with its own Seq; before
-// numbering, each channel of the truth has its counter raised to the
-// largest Seq the node has seen there. It returns two flat lists: members
-// added to the cluster that are to be announced ("app\nchannel\nuser",
-// user_info, Seq) and members removed from it ("app\nchannel\nuser", Seq).
-var replaceShareScript = redis.NewScript(seqLua + `
+// Each channel whose count or member set it changes gets one new Seq for
+// all its transitions (a member both removed and put back is unchanged);
+// before that, each channel of the truth has its counter raised to the
+// largest Seq the node has seen there. It returns the transitions and
+// publishes the member transitions, as the other scripts do. After Redis
+// lost the node's share, what the re-assert adds was never seen gone by
+// anyone, so it is put back without being announced.
+var replaceShareScript = redis.NewScript(prelude + `
 local prefix, node, mode, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local pubsub, origin = ARGV[6], ARGV[7]
+local announce_added = true
 if mode == 'reap' then
-  if redis.call('EXISTS', KEYS[2]) == 1 then return {{}, {}} end
-  if redis.call('SISMEMBER', KEYS[1], node) == 0 then return {{}, {}} end
+  if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
+  if redis.call('SISMEMBER', KEYS[1], node) == 0 then return {} end
   -- If the node was only paused, its members come back when it
   -- re-asserts; the marker says they were announced gone.
   redis.call('SET', KEYS[5], '1', 'EX', 3600)
+else
+  local reaped = redis.call('DEL', KEYS[5]) == 1
+  announce_added = reaped or redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1
 end
--- Members a re-assert adds are announced only after a reap announced them
--- gone; after Redis lost its data the clients never saw them leave.
-local announce_added = mode == 'assert' and redis.call('DEL', KEYS[5]) == 1
-local removed = {} -- "app\nchannel\nuser" -> the channel's key base
+local touched, order = {}, {}
+local function touch(app, channel)
+  local entry = app .. '\n' .. channel
+  local t = touched[entry]
+  if not t then
+    local base = prefix .. ':ch:' .. app .. ':' .. channel
+    t = {app = app, channel = channel, base = base, added = {}, removed = {},
+      before = tonumber(redis.call('GET', base .. ':count') or '0')}
+    touched[entry] = t
+    table.insert(order, entry)
+  end
+  return t
+end
 for _, entry in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local sep = string.find(entry, '\n', 1, true)
-  local base = prefix .. ':presence:' .. string.sub(entry, 1, sep - 1) .. ':' .. string.sub(entry, sep + 1)
-  local mine = base .. ':node:' .. node
-  local flat = redis.call('HGETALL', mine)
+  local t = touch(string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1))
+  local mine = tonumber(redis.call('HGET', t.base .. ':subs', node) or '0')
+  if mine ~= 0 then
+    redis.call('HDEL', t.base .. ':subs', node)
+    redis.call('INCRBY', t.base .. ':count', -mine)
+  end
+  local flat = redis.call('HGETALL', t.base .. ':node:' .. node)
   for i = 1, #flat, 2 do
-    local user, n = flat[i], tonumber(flat[i + 1])
-    if redis.call('HINCRBY', base .. ':counts', user, -n) <= 0 then
-      redis.call('HDEL', base .. ':counts', user)
-      redis.call('HDEL', base .. ':members', user)
-      removed[entry .. '\n' .. user] = base
+    local user = flat[i]
+    if redis.call('HINCRBY', t.base .. ':users', user, -tonumber(flat[i + 1])) <= 0 then
+      redis.call('HDEL', t.base .. ':users', user)
+      redis.call('HDEL', t.base .. ':members', user)
+      t.removed[user] = true
     end
   end
-  redis.call('DEL', mine)
+  redis.call('DEL', t.base .. ':node:' .. node)
 end
 redis.call('DEL', KEYS[3])
 for _, app in ipairs(redis.call('SMEMBERS', KEYS[4])) do
   redis.call('HDEL', prefix .. ':conns:' .. app, node)
 end
 redis.call('DEL', KEYS[4])
-local added = {}
 local truth = cjson.decode(ARGV[5])
+for _, c in ipairs(truth.channels) do
+  local t = touch(c.a, c.c)
+  raise(t.base .. ':seq', c.s)
+  redis.call('HSET', t.base .. ':subs', node, c.n)
+  redis.call('INCRBY', t.base .. ':count', c.n)
+  redis.call('SADD', KEYS[3], c.a .. '\n' .. c.c)
+end
 for _, m in ipairs(truth.presence) do
-  local entry = m.a .. '\n' .. m.c
-  local base = prefix .. ':presence:' .. m.a .. ':' .. m.c
-  raise(base .. ':seq', m.s)
-  local count = redis.call('HINCRBY', base .. ':counts', m.u, m.n)
-  redis.call('HINCRBY', base .. ':node:' .. node, m.u, m.n)
-  redis.call('SADD', KEYS[3], entry)
-  if count == m.n then
-    redis.call('HSET', base .. ':members', m.u, m.i)
-    local key = entry .. '\n' .. m.u
-    if removed[key] then
-      removed[key] = nil
-    else
-      local seq = bump(base .. ':seq')
-      if announce_added then
-        table.insert(added, key)
-        table.insert(added, m.i)
-        table.insert(added, seq)
-      end
-    end
+  local t = touch(m.a, m.c)
+  redis.call('HINCRBY', t.base .. ':node:' .. node, m.u, m.n)
+  if redis.call('HINCRBY', t.base .. ':users', m.u, m.n) == m.n then
+    redis.call('HSET', t.base .. ':members', m.u, m.i)
+    if t.removed[m.u] then t.removed[m.u] = nil else t.added[m.u] = m.i end
   end
 end
 for _, c in ipairs(truth.conns) do
@@ -405,17 +699,47 @@ else
   redis.call('SADD', KEYS[1], node)
   redis.call('SET', KEYS[2], '1', 'PX', lease)
 end
-local gone = {}
-for key, base in pairs(removed) do
-  table.insert(gone, key)
-  table.insert(gone, bump(base .. ':seq'))
+for _, entry in ipairs(order) do
+  local t = touched[entry]
+  local after = tonumber(redis.call('GET', t.base .. ':count') or '0')
+  if after <= 0 then redis.call('DEL', t.base .. ':count') end
+  if after ~= t.before or next(t.added) or next(t.removed) then
+    local seq = bump(t.base .. ':seq')
+    local before = t.before
+    -- After a data loss the counts before are unknown: the clients
+    -- were told the numbers the re-asserts put back.
+    if not announce_added then before = after end
+    counted(t.app, t.channel, before, after, seq, function()
+      for user, info in pairs(t.added) do
+        redis.call('DEL', t.base .. ':gone:' .. user)
+        if announce_added then
+          add('member_added', t.app, t.channel, user, info, 0, seq)
+          announce(pubsub, origin, t.app, t.channel, user, info, seq)
+        end
+      end
+      for user in pairs(t.removed) do
+        redis.call('SET', t.base .. ':gone:' .. user, '1', 'EX', gone_ttl)
+        add('member_removed', t.app, t.channel, user, '', 0, seq)
+        announce(pubsub, origin, t.app, t.channel, user, nil, seq)
+      end
+    end)
+  end
 end
-return {added, gone}
+return out
 `)
 
 type shareTruth struct {
+	Channels []channelTruth  `json:"channels"`
 	Presence []presenceTruth `json:"presence"`
 	Conns    []connShare     `json:"conns"`
+}
+
+// channelTruth is ChannelShare as the script reads it.
+type channelTruth struct {
+	AppID   string `json:"a"`
+	Channel string `json:"c"`
+	N       int    `json:"n"`
+	Seq     uint64 `json:"s"`
 }
 
 // presenceTruth is PresenceShare as the script reads it: user_info as text.
@@ -425,7 +749,6 @@ type presenceTruth struct {
 	UserID  string `json:"u"`
 	Info    string `json:"i"`
 	Sockets int    `json:"n"`
-	Seq     uint64 `json:"s"`
 }
 
 type connShare struct {
@@ -433,12 +756,17 @@ type connShare struct {
 	N     int    `json:"n"`
 }
 
-// replaceShare runs replaceShareScript for node and returns the changes.
-func (s *RedisState) replaceShare(ctx context.Context, node, mode string, share Share) ([]PresenceChange, error) {
-	truth := shareTruth{Presence: make([]presenceTruth, 0, len(share.Presence)), Conns: []connShare{}}
+// replaceShare runs replaceShareScript for node and returns the transitions.
+func (s *RedisState) replaceShare(ctx context.Context, node, mode string, share Share) ([]Transition, error) {
+	truth := shareTruth{Channels: []channelTruth{}, Presence: []presenceTruth{}, Conns: []connShare{}}
+	for _, c := range share.Channels {
+		if c.Subscriptions > 0 {
+			truth.Channels = append(truth.Channels, channelTruth{c.AppID, c.Channel, c.Subscriptions, c.Seq})
+		}
+	}
 	for _, p := range share.Presence {
 		if p.Sockets > 0 {
-			truth.Presence = append(truth.Presence, presenceTruth{p.AppID, p.Channel, p.UserID, string(infoOrNull(p.Info)), p.Sockets, p.Seq})
+			truth.Presence = append(truth.Presence, presenceTruth{p.AppID, p.Channel, p.UserID, string(infoOrNull(p.Info)), p.Sockets})
 		}
 	}
 	for app, n := range share.Connections {
@@ -452,63 +780,42 @@ func (s *RedisState) replaceShare(ctx context.Context, node, mode string, share 
 	}
 	keys := []string{
 		s.prefix + ":nodes",
-		s.prefix + ":lease:" + node,
-		s.prefix + ":node:" + node + ":presence",
+		s.leaseKey(node),
+		s.channelsKey(node),
 		s.prefix + ":node:" + node + ":apps",
 		s.prefix + ":reaped:" + node,
 	}
-	res, err := replaceShareScript.Run(ctx, s.client, keys, s.prefix, node, mode, s.lease.Milliseconds(), body).Slice()
+	res, err := replaceShareScript.Run(ctx, s.client, keys, s.prefix, node, mode, s.lease.Milliseconds(), body, s.prefix, s.node).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("%s share of node %s: %w", mode, node, err)
 	}
-	if len(res) != 2 {
-		return nil, fmt.Errorf("%s share of node %s: unexpected reply", mode, node)
+	ts, err := parseTransitions(res)
+	if err != nil {
+		return nil, fmt.Errorf("%s share of node %s: %w", mode, node, err)
 	}
-	var changes []PresenceChange
-	added, _ := res[0].([]any)
-	for i := 0; i+2 < len(added); i += 3 {
-		if ch, ok := parseChange(added[i], added[i+2], true); ok {
-			info, _ := added[i+1].(string)
-			ch.Info = json.RawMessage(info)
-			changes = append(changes, ch)
-		}
-	}
-	removed, _ := res[1].([]any)
-	for i := 0; i+1 < len(removed); i += 2 {
-		if ch, ok := parseChange(removed[i], removed[i+1], false); ok {
-			changes = append(changes, ch)
-		}
-	}
-	return changes, nil
-}
-
-// parseChange decodes one change of replaceShareScript's reply: an
-// "app\nchannel\nuser" entry and its Seq.
-func parseChange(entry, seq any, added bool) (PresenceChange, bool) {
-	s, ok := entry.(string)
-	if !ok {
-		return PresenceChange{}, false
-	}
-	parts := strings.SplitN(s, "\n", 3)
-	if len(parts) != 3 {
-		return PresenceChange{}, false
-	}
-	n, _ := seq.(int64) // a missing number leaves Seq 0: delivered as before Seqs
-	return PresenceChange{AppID: parts[0], Channel: parts[1], UserID: parts[2], Added: added, Seq: uint64(max(n, 0))}, true
+	return ts, nil
 }
 
 // Run implements State: it asserts this node's share at once, then every
 // lease/3 renews the lease (re-asserting when it vanished or a write
-// failed) and reaps nodes whose lease expired. It calls announce after
-// each heartbeat that reached Redis, with no changes at times: Redis may
-// answer before the node's pub/sub link is back, and the announcer then
-// keeps the changes until a later call finds the link up.
-func (s *RedisState) Run(ctx context.Context, source ShareSource, announce func(context.Context, []PresenceChange)) {
+// failed), makes the state whole when it finds {p}:intact gone, and reaps
+// nodes whose lease expired. It also answers other nodes' recoveries.
+func (s *RedisState) Run(ctx context.Context, source ShareSource, decided func(context.Context, []Transition)) {
+	s.mu.Lock()
+	s.source, s.decided = source, decided
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.answer(ctx)
+	}()
 	s.dirty.Store(true)
 	tick := time.NewTicker(s.lease / 3)
 	defer tick.Stop()
 	for {
-		s.heartbeat(ctx, source, announce)
+		s.heartbeat(ctx)
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -518,101 +825,294 @@ func (s *RedisState) Run(ctx context.Context, source ShareSource, announce func(
 	}
 }
 
-func (s *RedisState) heartbeat(ctx context.Context, source ShareSource, announce func(context.Context, []PresenceChange)) {
-	ctx, cancel := context.WithTimeout(ctx, s.lease/3)
-	defer cancel()
-	if !s.dirty.Load() {
-		renewed, err := s.client.SetXX(ctx, s.prefix+":lease:"+s.node, "1", s.lease).Result()
-		if err != nil {
-			s.dirty.Store(true)
-			s.log.Debug("lease renewal failed", "err", err)
-			return
-		}
-		if !renewed {
-			s.log.Warn("lease lost (Redis restarted or this node was reaped); re-asserting this node's share")
-			s.dirty.Store(true)
-		}
-	}
-	var changes []PresenceChange
-	if s.dirty.Load() {
-		var err error
-		source.WithShare(func(share Share) {
-			s.dirty.Store(false)
-			changes, err = s.replaceShare(ctx, s.node, "assert", share)
-		})
-		if err != nil {
-			s.dirty.Store(true)
-			s.log.Debug("re-assert failed", "err", err)
-			return
-		}
-		changes = append(changes, s.gone(ctx, changes)...)
-		if len(changes) > 0 {
-			s.log.Info("re-asserted this node's share", "changes", len(changes))
-		}
-	}
-	changes = append(changes, s.reap(ctx)...)
-	announce(ctx, changes)
+// running returns Run's source and decided, or false before Run.
+func (s *RedisState) running() (ShareSource, func(context.Context, []Transition), bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.source, s.decided, s.source != nil
 }
 
-// gone returns, after a re-assert, the members whose leave could not be
-// written and who are no longer members, unless changes announce them.
-func (s *RedisState) gone(ctx context.Context, changes []PresenceChange) []PresenceChange {
+func (s *RedisState) heartbeat(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.lease/3)
+	defer cancel()
+	if err := s.reassert(ctx); err != nil {
+		s.log.Debug("heartbeat failed", "err", err)
+		return
+	}
+	intact, err := s.client.Exists(ctx, s.intactKey()).Result()
+	switch {
+	case err != nil:
+		s.dirty.Store(true)
+		return
+	case intact == 0:
+		if err := s.Recover(ctx); err != nil {
+			s.log.Debug("making the shared state whole failed", "err", err)
+			return
+		}
+	default:
+		s.gone(ctx)
+	}
+	s.reap(ctx)
+}
+
+// reassert renews this node's lease, or re-asserts its whole share when
+// the lease vanished or a write failed since the last time, and hands the
+// transitions on.
+func (s *RedisState) reassert(ctx context.Context) error {
+	source, decided, ok := s.running()
+	if !ok {
+		return errors.New("the shared state is not running yet")
+	}
+	s.assertMu.Lock()
+	defer s.assertMu.Unlock()
+	if !s.dirty.Load() {
+		renewed, err := s.client.SetXX(ctx, s.leaseKey(s.node), "1", s.lease).Result()
+		if err != nil {
+			s.dirty.Store(true)
+			return fmt.Errorf("renew lease: %w", err)
+		}
+		if renewed {
+			return nil
+		}
+		s.log.Warn("lease lost (Redis lost its data or this node was reaped); re-asserting this node's share")
+	}
+	var ts []Transition
+	var err error
+	source.WithShare(func(share Share) {
+		s.dirty.Store(false)
+		ts, err = s.replaceShare(ctx, s.node, "assert", share)
+	})
+	if err != nil {
+		s.dirty.Store(true)
+		return err
+	}
+	s.log.Info("re-asserted this node's share", "transitions", len(ts))
+	decided(ctx, ts)
+	return nil
+}
+
+// Envelope kinds of Recover: a node asks every node to re-assert its
+// share and each answers on the asker's reply channel once it has.
+const (
+	KindRecover   = "state.recover"
+	KindRecovered = "state.recovered"
+)
+
+// recoverRequest is the payload of both kinds.
+type recoverRequest struct {
+	ID string `json:"id"`
+}
+
+// Recover implements State: it asks every node, this one included, to
+// re-assert its share (each does, if Redis lost it), waits until as many
+// have answered as received the request (at most the cluster timeout),
+// then marks the state whole ({p}:intact) and announces the leaves that
+// could not be written. One recovery runs at a time on a node; a caller
+// that waited for one that finished meanwhile returns with it.
+func (s *RedisState) Recover(ctx context.Context) error {
+	seen := s.recovered.Load()
+	s.recoverMu.Lock()
+	defer s.recoverMu.Unlock()
+	if s.recovered.Load() != seen {
+		return nil
+	}
+	if _, _, ok := s.running(); !ok {
+		return errors.New("the shared state is not running yet")
+	}
+	id := NewNodeID()
+	arrived := make(chan struct{}, 1024)
+	s.mu.Lock()
+	s.acks[id] = arrived
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.acks, id)
+		s.mu.Unlock()
+	}()
+	payload, _ := json.Marshal(recoverRequest{ID: id})
+	want, err := s.pubsub.publishAll(ctx, Envelope{V: Version, Kind: KindRecover, Payload: payload})
+	if err != nil {
+		return fmt.Errorf("ask the cluster to re-assert: %w", err)
+	}
+	// PUBLISH counts every subscriber of the channel, a monitoring
+	// client too; the nodes are those with a reply channel.
+	if nodes, err := s.client.PubSubChannels(ctx, globEscape(s.prefix)+":node:*").Result(); err == nil {
+		want = min(want, int64(len(nodes)))
+	}
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	for got := int64(0); got < want; got++ {
+		select {
+		case <-arrived:
+		case <-timer.C:
+			s.log.Warn("nodes did not confirm their re-assert in time; carrying on", "answers", got, "nodes", want)
+			got = want
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := s.client.Set(ctx, s.intactKey(), "1", 0).Err(); err != nil {
+		return fmt.Errorf("mark the shared state whole: %w", err)
+	}
+	s.recovered.Add(1)
+	s.log.Info("the shared state is whole again", "nodes", want)
+	s.gone(ctx)
+	return nil
+}
+
+// globEscape escapes the characters of s that a Redis glob pattern reads.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\^-`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// recoverHandler handles KindRecover: another node (or this one) asks
+// for a re-assert; Run's answering goroutine does it.
+type recoverHandler struct{ s *RedisState }
+
+func (recoverHandler) Kind() string { return KindRecover }
+
+func (h recoverHandler) Handle(_ context.Context, e Envelope) {
+	s := h.s
+	s.mu.Lock()
+	if len(s.asks) < 1024 { // more cannot be pending: one per node's recovery
+		s.asks = append(s.asks, e)
+	}
+	s.mu.Unlock()
+	select {
+	case s.ask <- struct{}{}:
+	default:
+	}
+}
+
+// recoveredHandler handles KindRecovered: a node re-asserted for one of
+// this node's recoveries.
+type recoveredHandler struct{ s *RedisState }
+
+func (recoveredHandler) Kind() string { return KindRecovered }
+
+func (h recoveredHandler) Handle(_ context.Context, e Envelope) {
+	var r recoverRequest
+	if json.Unmarshal(e.Payload, &r) != nil {
+		return
+	}
+	h.s.mu.Lock()
+	arrived := h.s.acks[r.ID]
+	h.s.mu.Unlock()
+	if arrived != nil {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Handlers returns the handlers of the envelopes Recover exchanges.
+func (s *RedisState) Handlers() []Handler {
+	return []Handler{recoverHandler{s}, recoveredHandler{s}}
+}
+
+// answer re-asserts for the recoveries other nodes ask for, then answers
+// each, until ctx ends. One re-assert answers every request that came
+// before it started.
+func (s *RedisState) answer(ctx context.Context) {
+	for {
+		select {
+		case <-s.ask:
+		case <-ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		asks := s.asks
+		s.asks = nil
+		s.mu.Unlock()
+		actx, cancel := context.WithTimeout(ctx, s.timeout)
+		if err := s.reassert(actx); err != nil {
+			s.log.Warn("re-assert asked by the cluster failed", "err", err)
+			cancel()
+			continue
+		}
+		for _, e := range asks {
+			reply := Envelope{V: Version, Kind: KindRecovered, Payload: e.Payload}
+			if err := s.pubsub.Reply(actx, e.Origin, reply); err != nil {
+				s.log.Debug("answer to a recovery", "node", e.Origin, "err", err)
+			}
+		}
+		cancel()
+	}
+}
+
+// gone announces the members whose leave could not be written and who
+// are no longer members anywhere. It runs once the state is whole.
+func (s *RedisState) gone(ctx context.Context) {
+	_, decided, _ := s.running()
 	s.mu.Lock()
 	pending := s.unannounced
 	s.unannounced = make(map[memberKey]struct{})
 	s.mu.Unlock()
-	for _, ch := range changes {
-		delete(pending, memberKey{ch.AppID, ch.Channel, ch.UserID})
-	}
-	var out []PresenceChange
+	var out []Transition
 	for p := range pending {
-		base := s.presenceBase(p.appID, p.channel)
-		seq, err := goneScript.Run(ctx, s.client, []string{base + ":members", base + ":seq"}, p.userID).Int64()
+		base := s.base(p.appID, p.channel)
+		text, err := goneScript.Run(ctx, s.client, []string{base + ":members", base + ":seq", base + ":gone:" + p.userID},
+			p.userID, s.prefix, s.node, p.appID, p.channel).Text()
 		if err != nil {
 			s.mu.Lock()
-			s.unannounced[p] = struct{}{} // try again after the next re-assert
+			s.unannounced[p] = struct{}{} // try again after the next heartbeat
 			s.mu.Unlock()
 			s.dirty.Store(true)
 			continue
 		}
-		if seq > 0 {
-			out = append(out, PresenceChange{AppID: p.appID, Channel: p.channel, UserID: p.userID, Seq: uint64(seq)})
+		if seq, _ := strconv.ParseUint(text, 10, 64); seq > 0 {
+			out = append(out, Transition{Kind: MemberRemoved, AppID: p.appID, Channel: p.channel, UserID: p.userID, Seq: seq})
 		}
 	}
-	return out
+	if len(out) > 0 && decided != nil {
+		decided(ctx, out)
+	}
 }
 
-// goneScript returns 0 when ARGV[1] is a member of the channel, else a new
-// Seq for announcing that the member is gone: a fresh number, so every
-// socket whose list is older than now hears it.
-var goneScript = redis.NewScript(seqLua + `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-return bump(KEYS[2])
+// goneScript announces that ARGV[1] left a presence channel, unless the
+// user is a member, or their removal was announced already (by a leave, a
+// reap or a re-assert, or by another node that could not write its leave
+// either): every announced removal leaves the gone marker KEYS[3], and
+// every announced arrival deletes it. It replies the change's Seq, or 0.
+var goneScript = redis.NewScript(prelude + `
+local user, pubsub, origin, app, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('HEXISTS', KEYS[1], user) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return '0' end
+redis.call('SET', KEYS[3], '1', 'EX', gone_ttl)
+local seq = bump(KEYS[2])
+announce(pubsub, origin, app, channel, user, nil, seq)
+return string.format('%.0f', seq)
 `)
 
 // reap removes the share of every listed node whose lease has expired
-// and returns the presence changes that follow.
-func (s *RedisState) reap(ctx context.Context) []PresenceChange {
+// and hands on the transitions that follow.
+func (s *RedisState) reap(ctx context.Context) {
+	_, decided, _ := s.running()
 	nodes, err := s.client.SMembers(ctx, s.prefix+":nodes").Result()
 	if err != nil {
-		return nil
+		return
 	}
-	var all []PresenceChange
 	for _, node := range nodes {
 		if node == s.node {
 			continue
 		}
-		changes, err := s.replaceShare(ctx, node, "reap", Share{})
+		ts, err := s.replaceShare(ctx, node, "reap", Share{})
 		if err != nil {
 			s.log.Warn("reaping a dead node failed", "node", node, "err", err)
 			continue
 		}
-		if len(changes) > 0 {
-			s.log.Info("removed the share of a dead node", "node", node, "members_removed", len(changes))
-			all = append(all, changes...)
+		if len(ts) > 0 {
+			s.log.Info("removed the share of a dead node", "node", node, "transitions", len(ts))
+			decided(ctx, ts)
 		}
 	}
-	return all
 }
 
 // leave drops this node's lease at shutdown, so survivors reap its share
@@ -620,5 +1120,5 @@ func (s *RedisState) reap(ctx context.Context) []PresenceChange {
 func (s *RedisState) leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), redisIOTimeout)
 	defer cancel()
-	_ = s.client.Del(ctx, s.prefix+":lease:"+s.node).Err() // best effort: the lease expires anyway
+	_ = s.client.Del(ctx, s.leaseKey(s.node)).Err() // best effort: the lease expires anyway
 }

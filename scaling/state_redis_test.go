@@ -2,9 +2,7 @@ package scaling_test
 
 import (
 	"context"
-	"encoding/json"
-	"sync"
-	"sync/atomic"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,171 +12,124 @@ import (
 	"github.com/fizz-server/fizz/scaling"
 )
 
-// fakeShare is a ShareSource whose share the test sets.
-type fakeShare struct {
-	mu    sync.Mutex
-	share scaling.Share
-}
-
-func (f *fakeShare) WithShare(fn func(scaling.Share)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f.share)
-}
-
-func (f *fakeShare) set(share scaling.Share) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.share = share
-}
-
-// presence is a share of one socket per user on channel, with the largest
-// Seq the node has seen there.
-func presence(channel string, seen uint64, users ...string) scaling.Share {
-	share := scaling.Share{Connections: map[string]int{"app-1": len(users)}}
-	for _, u := range users {
-		share.Presence = append(share.Presence, scaling.PresenceShare{AppID: "app-1", Channel: channel, UserID: u, Sockets: 1, Seq: seen})
+// byChannel groups transitions by channel, in order.
+func byChannel(ts []scaling.Transition) map[string][]scaling.Transition {
+	out := map[string][]scaling.Transition{}
+	for _, tr := range ts {
+		out[tr.Channel] = append(out[tr.Channel], tr)
 	}
-	return share
+	return out
 }
 
-// running is a RedisState's Run in the background, with what it announced.
-type running struct {
-	cancel  context.CancelFunc
-	done    chan struct{}
-	changes chan scaling.PresenceChange
-	calls   atomic.Int64 // announce calls, with or without changes
-}
-
-// run runs s.Run until stop (or the end of the test).
-func run(t *testing.T, s *scaling.RedisState, source scaling.ShareSource) *running {
+// requireChange checks the transitions of one change of channel that
+// adds or removes several members, in any order: the kinds in want, in
+// order, one Seq, the subscription count wantCount, and the users of the
+// member transitions. It returns the Seq.
+func requireChange(t *testing.T, ts []scaling.Transition, channel string, want []scaling.TransitionKind, wantCount int, wantUsers []string) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan struct{}), changes: make(chan scaling.PresenceChange, 64)}
-	go func() {
-		defer close(r.done)
-		s.Run(ctx, source, func(_ context.Context, changes []scaling.PresenceChange) {
-			r.calls.Add(1)
-			for _, ch := range changes {
-				r.changes <- ch
-			}
-		})
-	}()
-	t.Cleanup(r.stop)
-	return r
+	require.Equal(t, want, kinds(ts), "the transitions of %s: %+v", channel, ts)
+	var users []string
+	for _, tr := range ts {
+		assert.Equal(t, ts[0].Seq, tr.Seq, "one change, one Seq: %+v", tr)
+		assert.Equal(t, testApp, tr.AppID)
+		assert.Equal(t, channel, tr.Channel)
+		if tr.Kind == count {
+			assert.Equal(t, wantCount, tr.Count)
+		}
+		if tr.Kind == added || tr.Kind == removed {
+			users = append(users, tr.UserID)
+		}
+	}
+	assert.ElementsMatch(t, wantUsers, users)
+	require.NotZero(t, ts[0].Seq)
+	return ts[0].Seq
 }
 
-// stop ends Run (which drops the node's lease) and waits for it.
-func (r *running) stop() {
-	r.cancel()
-	<-r.done
-}
+// TestRedisStateReap: a node stops renewing its lease; one of the two
+// survivors removes its share, once. The members it held are published
+// gone once, by the reaper, and the channel transitions go to the
+// reaper's decided callback, one Seq per channel. While reaped, the node
+// finds its share lost. When it comes back (it was only paused) and
+// re-asserts, its members are announced added again.
+func TestRedisStateReap(t *testing.T) {
+	const shared, solo, news = "presence-reap", "presence-solo", "news"
+	c := newRedisCluster(t)
+	dead, s1, s2 := c.running(t, nodeOptions{}), c.running(t, nodeOptions{}), c.running(t, nodeOptions{})
+	var before uint64
+	for _, u := range []string{"gone1", "gone2"} {
+		snap, _ := dead.mustJoin(t, shared, u)
+		before = max(before, snap.Seq)
+	}
+	snap, _ := s1.mustJoin(t, shared, "stays")
+	before = max(before, snap.Seq)
+	dead.mustJoin(t, solo, "alone")
+	dead.mustSetSubs(t, news, 2)
 
-// next returns the next change announced.
-func (r *running) next(t *testing.T) scaling.PresenceChange {
-	t.Helper()
-	select {
-	case ch := <-r.changes:
-		return ch
-	case <-time.After(stateWait):
-		require.FailNow(t, "no presence change was announced")
-		return scaling.PresenceChange{}
+	dead.stop() // drops the lease
+	c.waitListed(t, dead.node, false)
+	_, err := dead.state.PresenceMembers(t.Context(), testApp, shared)
+	require.ErrorIs(t, err, scaling.ErrShareLost, "a reaped node's share is lost")
+
+	// Let every survivor try to reap: two more heartbeats each.
+	c.waitHeartbeats(t, s1.node, 2)
+	c.waitHeartbeats(t, s2.node, 2)
+	reaped := append(s1.decided.all(), s2.decided.all()...)
+	got := byChannel(reaped)
+	require.Len(t, got, 3, "the reap changed three channels, once: %+v", reaped)
+	reapSeq := requireChange(t, got[shared], shared, []scaling.TransitionKind{removed, removed, count}, 1, []string{"gone1", "gone2"})
+	assert.Greater(t, reapSeq, before, "the reap is a change after every earlier one")
+	requireChange(t, got[solo], solo, []scaling.TransitionKind{removed, vacated, count}, 0, []string{"alone"})
+	requireChange(t, got[news], news, []scaling.TransitionKind{vacated, count}, 0, nil)
+
+	after := s1.members(t, shared)
+	assert.Equal(t, []string{"stays"}, ids(after.Members))
+	assert.Equal(t, reapSeq, after.Seq, "the list has the reap")
+	heard := s1.heardUntilFence(t)
+	var reapNews []memberNews
+	for _, n := range heard {
+		if !n.Added {
+			reapNews = append(reapNews, n)
+		}
+	}
+	assert.ElementsMatch(t, newsOf(reaped), reapNews, "each member of the dead node is published gone once")
+	for _, e := range s1.heard.all() {
+		if n := decodeNews(t, e); !n.Added && n.Channel != fenceChannel {
+			assert.Contains(t, []string{s1.node, s2.node}, e.Origin, "published by the reaper")
+		}
+	}
+	assert.Empty(t, dead.decided.all())
+
+	// The node was only paused: it re-asserts its share, and what it
+	// holds is announced back, numbered after the reap.
+	heardBefore := len(heard)
+	dead.run(t)
+	require.Eventually(t, func() bool { return len(dead.decided.all()) > 0 }, stateWait, stateTick, "the node re-asserts")
+	back := byChannel(dead.decided.all())
+	require.Len(t, back, 3, "%+v", dead.decided.all())
+	backSeq := requireChange(t, back[shared], shared, []scaling.TransitionKind{added, added, count}, 3, []string{"gone1", "gone2"})
+	assert.Greater(t, backSeq, reapSeq)
+	requireChange(t, back[solo], solo, []scaling.TransitionKind{occupied, added, count}, 1, []string{"alone"})
+	requireChange(t, back[news], news, []scaling.TransitionKind{occupied, count}, 2, nil)
+	assert.Equal(t, []string{"gone1", "gone2", "stays"}, ids(s2.members(t, shared).Members))
+	backNews := s1.heardUntilFence(t)[heardBefore:]
+	assert.ElementsMatch(t, newsOf(dead.decided.all()), backNews, "the members that came back are published added once")
+	for _, n := range backNews {
+		assert.JSONEq(t, `null`, n.UserInfo, "the share's user_info")
 	}
 }
 
-// listed waits until the node is on the node list, which its first
-// assert does.
-func (r *redisStates) listed(t *testing.T, node string, want bool) {
-	t.Helper()
-	rc := r.redis.Client(t)
-	require.Eventually(t, func() bool {
-		in, err := rc.SIsMember(context.Background(), r.prefix+":nodes", node).Result()
-		return err == nil && in == want
-	}, stateWait, 10*time.Millisecond, "node %s listed: %v", node, want)
-}
-
-// leaseGone waits until the node's lease is gone.
-func (r *redisStates) leaseGone(t *testing.T, node string) {
-	t.Helper()
-	rc := r.redis.Client(t)
-	require.Eventually(t, func() bool {
-		n, err := rc.Exists(context.Background(), r.prefix+":lease:"+node).Result()
-		return err == nil && n == 0
-	}, stateWait, 10*time.Millisecond, "the lease of %s is gone", node)
-}
-
-// members returns the member list of channel and its Seq.
-func members(t *testing.T, s scaling.State, channel string) ([]string, uint64) {
-	t.Helper()
-	m, seq, err := s.PresenceMembers(context.Background(), "app-1", channel)
-	require.NoError(t, err)
-	return ids(m), seq
-}
-
-// join joins user and returns the Seq of the change, which must be one.
-func join(t *testing.T, s scaling.State, channel, user string) uint64 {
-	t.Helper()
-	added, seq, err := s.JoinPresence(context.Background(), "app-1", channel, user, json.RawMessage(`{"n":1}`), 0)
-	require.NoError(t, err)
-	require.True(t, added)
-	require.NotZero(t, seq)
-	return seq
-}
-
-// TestRedisStateReapNumbersChanges: a survivor reaps a dead node; each
-// member who left is announced with a number of its own, above every
-// number handed out before; the member list reflects them. When the node
-// comes back, the members it restores are announced with newer numbers.
-func TestRedisStateReapNumbersChanges(t *testing.T) {
-	const channel = "presence-reap"
-	states := newRedisStates(t)
-	dead, survivor := states.node(t, "dead", nil), states.node(t, "survivor", nil)
-	before := max(join(t, dead, channel, "gone1"), join(t, dead, channel, "gone2"))
-	before = max(before, join(t, survivor, channel, "stays"))
-	deadShare := &fakeShare{share: presence(channel, before, "gone1", "gone2")}
-	d := run(t, dead, deadShare)
-	states.listed(t, "dead", true)
-	d.stop()
-	states.leaseGone(t, "dead")
-
-	s := run(t, survivor, &fakeShare{share: presence(channel, before, "stays")})
-	reaped := map[string]uint64{}
-	for range 2 {
-		ch := s.next(t)
-		assert.False(t, ch.Added)
-		assert.Greater(t, ch.Seq, before, "a reap is a change after every earlier one")
-		reaped[ch.UserID] = ch.Seq
-	}
-	require.Contains(t, reaped, "gone1")
-	require.Contains(t, reaped, "gone2")
-	assert.NotEqual(t, reaped["gone1"], reaped["gone2"], "each change has its own number")
-	got, seq := members(t, survivor, channel)
-	assert.Equal(t, []string{"stays"}, got)
-	assert.Equal(t, max(reaped["gone1"], reaped["gone2"]), seq, "the list reflects the reap")
-
-	// The dead node was only paused: it re-asserts its share, and its
-	// members are announced back, numbered after the reap.
-	back := run(t, dead, deadShare)
-	for range 2 {
-		ch := back.next(t)
-		assert.True(t, ch.Added, "%s is announced back", ch.UserID)
-		assert.Greater(t, ch.Seq, seq)
-		assert.JSONEq(t, `null`, string(ch.Info), "the share's user_info")
-	}
-	got, after := members(t, survivor, channel)
-	assert.Equal(t, []string{"gone1", "gone2", "stays"}, got)
-	assert.Greater(t, after, seq)
-}
-
-// TestRedisStateAfterDataLoss: Redis loses every key while the nodes run.
-// The numbers never go back: a join, the re-assert that restores a node's
-// share and the members it restores are numbered above everything handed
-// out before, even when Redis's clock is behind the numbers the node saw.
-func TestRedisStateAfterDataLoss(t *testing.T) {
+// TestRedisStateDataLoss: Redis loses every key while three nodes run.
+// Every change, and the read of a member list, then fails with
+// ErrShareLost and changes nothing. Recover on the node that got the
+// error has every node re-assert its share: the state is whole again
+// without a member announced, since none ever left, and the numbers never
+// go back, even when Redis's clock is behind the numbers the nodes saw.
+func TestRedisStateDataLoss(t *testing.T) {
+	const channel, news = "presence-loss", "news"
 	tests := []struct {
 		name string
-		// ahead is how far the largest number the node saw is ahead of
-		// the last one Redis handed out (a Redis clock that stepped back).
+		// ahead is how far the largest number node a saw is ahead of the
+		// last one Redis handed out (a Redis clock that stepped back).
 		ahead uint64
 	}{
 		{name: "same clock", ahead: 0},
@@ -186,109 +137,305 @@ func TestRedisStateAfterDataLoss(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			const channel = "presence-loss"
-			ctx := context.Background()
-			states := newRedisStates(t)
-			a, b := states.node(t, "a", nil), states.node(t, "b", nil)
-			seen := join(t, a, channel, "alice") + tt.ahead
-			share := &fakeShare{share: presence(channel, seen, "alice")}
-			r := run(t, a, share)
-			states.listed(t, "a", true)
-			rc := states.redis.Client(t)
+			ctx := t.Context()
+			c := newRedisCluster(t)
+			// A long lease: no heartbeat makes the state whole before
+			// the test has looked at it.
+			opts := nodeOptions{lease: time.Minute}
+			a, b, n3 := c.running(t, opts), c.running(t, opts), c.running(t, opts)
+			_, ts := a.mustJoin(t, channel, "alice")
+			seen := ts[0].Seq + tt.ahead
+			a.share.saw(channel, seen)
+			b.mustJoin(t, channel, "bob")
+			n3.mustSetSubs(t, news, 2)
+			for _, n := range []*redisNode{a, b} {
+				ok, err := n.addConn(3)
+				require.NoError(t, err)
+				require.True(t, ok)
+			}
+			heardBefore := len(b.heardUntilFence(t))
 
-			require.NoError(t, rc.FlushAll(ctx).Err())
-			got, _ := members(t, b, channel)
-			require.Empty(t, got, "Redis lost the member list")
+			require.NoError(t, c.rc.FlushAll(ctx).Err())
 
-			// A's next heartbeat finds its lease gone and re-asserts.
-			require.Eventually(t, func() bool {
-				got, _ := members(t, b, channel)
-				return len(got) == 1
-			}, stateWait, 10*time.Millisecond, "A re-asserts alice")
-			got, restored := members(t, b, channel)
-			assert.Equal(t, []string{"alice"}, got)
-			assert.Greater(t, restored, seen, "the re-assert is numbered above every number A saw")
-			bob := join(t, b, channel, "bob")
-			assert.Greater(t, bob, restored)
-			select {
-			case ch := <-r.changes:
-				assert.Failf(t, "a plain data loss announces nobody", "%+v", ch)
-			default:
+			lost := []struct {
+				name string
+				op   func() error
+			}{
+				{name: "join", op: func() error { _, _, err := a.join(channel, "carol", nil, 0); return err }},
+				{name: "leave", op: func() error { _, err := a.leave(channel, "alice"); return err }},
+				{name: "members", op: func() error { _, err := a.state.PresenceMembers(ctx, testApp, channel); return err }},
+				{name: "count", op: func() error {
+					_, err := a.setSubs(scaling.ChannelCount{AppID: testApp, Channel: news, Subscriptions: 1})
+					return err
+				}},
+				{name: "add connection", op: func() error { _, err := a.addConn(0); return err }},
+				{name: "remove connection", op: func() error { return a.state.RemoveConnection(ctx, testApp) }},
+			}
+			for _, op := range lost {
+				assert.ErrorIs(t, op.op(), scaling.ErrShareLost, op.name)
+			}
+			assert.Zero(t, c.keys(t), "nothing was written")
+
+			require.NoError(t, a.state.Recover(ctx))
+
+			assert.True(t, c.exists(t, c.prefix+":intact"), "the state is marked whole")
+			got := b.members(t, channel)
+			assert.Equal(t, []string{"alice", "bob"}, ids(got.Members), "every node's share is back")
+			ok, err := a.addConn(3)
+			require.NoError(t, err)
+			assert.True(t, ok, "two sockets counted before, a third fits")
+			ok, err = b.addConn(3)
+			require.NoError(t, err)
+			assert.False(t, ok, "the count of every node is back")
+			ts = n3.mustSetSubs(t, news, 3)
+			requireOneChange(t, ts, news, "", []scaling.TransitionKind{count}, 3)
+
+			snap, ts := a.mustJoin(t, channel, "carol")
+			requireOneChange(t, ts, channel, "carol", []scaling.TransitionKind{added, count}, 3)
+			assert.Equal(t, []string{"alice", "bob", "carol"}, ids(snap.Members))
+			assert.Greater(t, snap.Seq, seen, "numbered above every number the nodes saw")
+			assert.Equal(t, []memberNews{newsOf(ts)[0]}, b.heardUntilFence(t)[heardBefore:],
+				"no member that was there all along is announced")
+			for _, n := range []*redisNode{a, b, n3} {
+				for _, tr := range n.decided.all() {
+					assert.Equal(t, count, tr.Kind, "a re-assert after a loss decides no member or occupancy change: %+v", tr)
+				}
 			}
 
-			ttl, err := rc.PTTL(ctx, states.prefix+":presence:app-1:"+channel+":seq").Result()
+			ttl, err := c.rc.PTTL(ctx, c.prefix+":ch:"+testApp+":"+channel+":seq").Result()
 			require.NoError(t, err)
-			assert.Positive(t, ttl, "the counter sits beside the member keys and expires")
+			assert.Positive(t, ttl, "the counter expires")
 			assert.LessOrEqual(t, ttl, time.Hour)
 		})
 	}
 }
 
-// leftDuringOutage sets up node a, whose member "leaver" left while its
-// link (up) was down so that the leave could not be written, and Redis
-// then came back empty with only node other's member "stays". It returns
-// the nodes, a's share and the Seq of the leaver's join; the link is
-// still down.
-func leftDuringOutage(t *testing.T, channel string, up *atomic.Bool) (a, other *scaling.RedisState, share *fakeShare, before uint64) {
-	t.Helper()
-	ctx := context.Background()
-	states := newRedisStates(t)
-	up.Store(true)
-	a = states.node(t, "a", up.Load)
-	other = states.node(t, "other", nil)
-	share = &fakeShare{share: presence(channel, 0, "leaver")}
-	before = join(t, a, channel, "leaver")
-	join(t, other, channel, "stays")
+// TestRedisStateHeartbeatRecovers: after a data loss nobody notices by a
+// change, the heartbeat makes the state whole: the shares are back and
+// nobody is announced.
+func TestRedisStateHeartbeatRecovers(t *testing.T) {
+	const channel = "presence-heartbeat"
+	c := newRedisCluster(t)
+	a, b := c.running(t, nodeOptions{}), c.running(t, nodeOptions{})
+	a.mustJoin(t, channel, "alice")
+	b.mustJoin(t, channel, "bob")
+	heardBefore := len(a.heardUntilFence(t))
 
-	up.Store(false)
-	removed, seq, err := a.LeavePresence(ctx, "app-1", channel, "leaver")
-	require.Error(t, err, "the link is down")
-	assert.False(t, removed)
-	assert.Zero(t, seq)
-	share.set(scaling.Share{})
-	require.NoError(t, states.redis.Client(t).FlushAll(ctx).Err())
-	join(t, other, channel, "stays")
-	return a, other, share, before
+	require.NoError(t, c.rc.FlushAll(t.Context()).Err())
+
+	c.waitIntact(t)
+	require.Eventually(t, func() bool {
+		snap, err := a.state.PresenceMembers(t.Context(), testApp, channel)
+		return err == nil && len(snap.Members) == 2
+	}, stateWait, stateTick, "both shares are back")
+	assert.Empty(t, a.heardUntilFence(t)[heardBefore:], "no member is announced")
 }
 
-// TestRedisStateLeaveDuringOutage: a leave that could not be written is
-// announced after the re-assert, numbered above what was handed out.
+// TestRedisStateLeaveDuringOutage: a node's link is down when a member
+// leaves, so the leave cannot be written; meanwhile Redis loses its data
+// and comes back with the other node's share only. Once the node is back,
+// the leave is announced, once, numbered as the channel's latest change.
 func TestRedisStateLeaveDuringOutage(t *testing.T) {
 	const channel = "presence-outage"
-	var up atomic.Bool
-	a, other, share, before := leftDuringOutage(t, channel, &up)
-	up.Store(true)
+	c := newRedisCluster(t)
+	proxy := startLinkProxy(t, c.rd.Addr)
+	a, other := c.running(t, nodeOptions{url: proxy.URL()}), c.running(t, nodeOptions{})
+	_, ts := a.mustJoin(t, channel, "leaver")
+	before := ts[0].Seq
+	other.mustJoin(t, channel, "stays")
+	heardBefore := len(other.heardUntilFence(t))
 
-	r := run(t, a, share)
-	ch := r.next(t)
-	assert.Equal(t, "leaver", ch.UserID)
-	assert.False(t, ch.Added)
-	_, listed := members(t, other, channel)
-	assert.Greater(t, ch.Seq, before)
-	assert.Equal(t, listed, ch.Seq, "the announcement is the channel's latest change")
+	proxy.block()
+	require.Eventually(t, func() bool { return !a.provider.Up() }, stateWait, stateTick, "a's link goes down")
+	ts, err := a.leave(channel, "leaver")
+	require.Error(t, err, "the link is down")
+	assert.NotErrorIs(t, err, scaling.ErrShareLost)
+	assert.Empty(t, ts)
+	require.NoError(t, c.rc.FlushAll(t.Context()).Err())
+	proxy.unblock()
+
+	var gone []memberNews
+	require.Eventually(t, func() bool {
+		gone = nil
+		for _, e := range other.heard.all()[heardBefore:] {
+			if n := decodeNews(t, e); n.Channel == channel {
+				gone = append(gone, n)
+			}
+		}
+		return len(gone) > 0
+	}, stateWait, stateTick, "the leave is announced")
+	c.waitHeartbeats(t, a.node, 2)
+	c.waitHeartbeats(t, other.node, 2)
+	var news []memberNews
+	for _, n := range other.heardUntilFence(t)[heardBefore:] {
+		if n.Channel == channel {
+			news = append(news, n)
+		}
+	}
+	require.Len(t, news, 1, "announced once, nothing about the member that stayed: %v", news)
+	assert.Equal(t, "leaver", news[0].UserID)
+	assert.False(t, news[0].Added)
+	assert.Greater(t, news[0].Seq, before)
+	listed := other.members(t, channel)
+	assert.Equal(t, []string{"stays"}, ids(listed.Members))
+	assert.Equal(t, listed.Seq, news[0].Seq, "the announcement is the channel's latest change")
+	assert.Equal(t, newsOf(a.decided.all()), news, "and it goes to a's decided callback")
 }
 
-// TestRedisStateAnnouncesAfterEveryHeartbeat: Redis answers again (it
-// came back empty) before this node's own pub/sub link is back. The leave
-// that could not be written is handed to announce once, right after the
-// re-assert, while the link is still down: the announcer cannot publish it
-// yet. Run must call announce again after later heartbeats, with nothing
-// new, so that the announcer publishes it once the link is up.
-func TestRedisStateAnnouncesAfterEveryHeartbeat(t *testing.T) {
-	const channel = "presence-link"
-	var up atomic.Bool
-	a, other, share, before := leftDuringOutage(t, channel, &up)
+// TestRedisStateLeaveDuringLinkBlip: a node's link drops for a moment
+// while a member leaves; Redis keeps its data. The leave is announced
+// once when the node is back, however it learns of it (the re-assert of
+// its share or the leaves it remembered).
+func TestRedisStateLeaveDuringLinkBlip(t *testing.T) {
+	const channel = "presence-blip"
+	c := newRedisCluster(t)
+	proxy := startLinkProxy(t, c.rd.Addr)
+	a, other := c.running(t, nodeOptions{url: proxy.URL()}), c.running(t, nodeOptions{})
+	a.mustJoin(t, channel, "leaver")
+	other.mustJoin(t, channel, "stays")
+	heardBefore := len(other.heardUntilFence(t))
 
-	r := run(t, a, share)
-	ch := r.next(t)
-	assert.Equal(t, "leaver", ch.UserID)
-	assert.False(t, ch.Added)
-	_, listed := members(t, other, channel)
-	assert.Greater(t, ch.Seq, before)
-	assert.Equal(t, listed, ch.Seq, "the announcement is the channel's latest change")
+	proxy.block()
+	require.Eventually(t, func() bool { return !a.provider.Up() }, stateWait, stateTick, "a's link goes down")
+	_, err := a.leave(channel, "leaver")
+	require.Error(t, err, "the link is down")
+	proxy.unblock()
 
-	calls := r.calls.Load()
-	require.Eventually(t, func() bool { return r.calls.Load() >= calls+2 }, stateWait, time.Millisecond,
-		"announce is called after later heartbeats too")
-	assert.Empty(t, r.changes, "the change is handed over once")
+	require.Eventually(t, func() bool {
+		snap, err := other.state.PresenceMembers(t.Context(), testApp, channel)
+		_, in := snap.Members["leaver"]
+		return err == nil && !in
+	}, stateWait, stateTick, "the leaver is gone from the list")
+	c.waitHeartbeats(t, a.node, 2)
+	var news []memberNews
+	for _, n := range other.heardUntilFence(t)[heardBefore:] {
+		if n.Channel == channel {
+			news = append(news, n)
+		}
+	}
+	assert.Len(t, news, 1, "the leave is published once: %v", news)
+	var decided []scaling.Transition
+	for _, tr := range append(a.decided.all(), other.decided.all()...) {
+		if tr.Kind == removed {
+			decided = append(decided, tr)
+		}
+	}
+	assert.Len(t, decided, 1, "and decided once in the cluster: %+v", decided)
+}
+
+// TestRedisStatePausedNodeRecovers: a node stops renewing its lease for a
+// while (a long pause) and a survivor reaps it. Its next change finds its
+// share lost; Recover has it re-assert (its members are announced back,
+// since the reap announced them gone) and the change, tried again, works.
+func TestRedisStatePausedNodeRecovers(t *testing.T) {
+	const channel = "presence-paused"
+	c := newRedisCluster(t)
+	// A long lease: the paused node's own heartbeat does not come back
+	// before the test asks it to recover.
+	paused, survivor := c.running(t, nodeOptions{lease: time.Minute}), c.running(t, nodeOptions{})
+	paused.mustJoin(t, channel, "u1")
+	survivor.mustJoin(t, channel, "stays")
+	heardBefore := len(survivor.heardUntilFence(t))
+
+	require.NoError(t, c.rc.Del(t.Context(), c.prefix+":lease:"+paused.node).Err()) // the lease ran out
+	c.waitListed(t, paused.node, false)
+	_, err := paused.leave(channel, "u1")
+	require.ErrorIs(t, err, scaling.ErrShareLost)
+	require.NoError(t, paused.state.Recover(t.Context()))
+	left := paused.mustLeave(t, channel, "u1")
+
+	requireOneChange(t, left, channel, "u1", []scaling.TransitionKind{removed, count}, 1)
+	var got []string
+	var last uint64
+	for _, n := range survivor.heardUntilFence(t)[heardBefore:] {
+		got = append(got, fmt.Sprintf("%s added=%v", n.UserID, n.Added))
+		assert.Greater(t, n.Seq, last)
+		last = n.Seq
+	}
+	assert.Equal(t, []string{"u1 added=false", "u1 added=true", "u1 added=false"}, got,
+		"reaped, back with the re-assert, then the leave")
+	assert.Equal(t, left[0].Seq, last)
+	assert.Equal(t, []string{"stays"}, ids(survivor.members(t, channel).Members))
+}
+
+// TestRedisStateRefusedJoinIsNoFailedWrite: a join refused because the
+// channel is full wrote nothing and failed nothing, so the node's next
+// heartbeats only renew its lease; they do not re-assert its whole share.
+func TestRedisStateRefusedJoinIsNoFailedWrite(t *testing.T) {
+	const channel = "presence-full"
+	c := newRedisCluster(t)
+	n := c.running(t, nodeOptions{})
+	n.mustJoin(t, channel, "u1")
+	c.waitHeartbeats(t, n.node, 2)
+	asserted := n.share.asserts.Load()
+
+	_, _, err := n.join(channel, "u2", nil, 1)
+	require.ErrorIs(t, err, scaling.ErrMembersLimit)
+	c.waitHeartbeats(t, n.node, 2)
+
+	assert.Equal(t, asserted, n.share.asserts.Load(), "the share was re-asserted after a refused join")
+}
+
+// TestRedisStateLinkDown: while a node's link is down, its changes and
+// Recover fail at once instead of waiting; once it is back, Recover works.
+func TestRedisStateLinkDown(t *testing.T) {
+	c := newRedisCluster(t)
+	proxy := startLinkProxy(t, c.rd.Addr)
+	a := c.running(t, nodeOptions{url: proxy.URL(), timeout: time.Minute})
+
+	proxy.block()
+	require.Eventually(t, func() bool { return !a.provider.Up() }, stateWait, stateTick, "the link goes down")
+	recovered := make(chan error, 1)
+	go func() { recovered <- a.state.Recover(context.Background()) }()
+	select {
+	case err := <-recovered:
+		require.ErrorIs(t, err, scaling.ErrNotPublished, "nobody can be asked to re-assert")
+	case <-time.After(stateWait):
+		require.FailNow(t, "Recover waits while the link is down")
+	}
+	_, _, err := a.join("presence-down", "u1", nil, 0)
+	require.Error(t, err)
+	_, err = a.setSubs(scaling.ChannelCount{AppID: testApp, Channel: "news", Subscriptions: 1})
+	require.Error(t, err)
+	_, err = a.addConn(0)
+	require.Error(t, err)
+
+	proxy.unblock()
+	require.Eventually(t, a.provider.Up, stateWait, stateTick, "the link comes back")
+	require.NoError(t, c.rc.Del(t.Context(), c.prefix+":intact").Err())
+	require.NoError(t, a.state.Recover(t.Context()))
+	assert.True(t, c.exists(t, c.prefix+":intact"))
+	a.mustJoin(t, "presence-down", "u1")
+}
+
+// TestRedisStateRecoverDoesNotWaitForever: a node that hears the request
+// but does not run its state never answers; Recover carries on after the
+// cluster timeout.
+func TestRedisStateRecoverDoesNotWaitForever(t *testing.T) {
+	c := newRedisCluster(t)
+	a := c.running(t, nodeOptions{timeout: 300 * time.Millisecond})
+	c.start(t, nodeOptions{}) // subscribed, never running
+
+	require.NoError(t, c.rc.Del(t.Context(), c.prefix+":intact").Err())
+	require.NoError(t, a.state.Recover(t.Context()))
+
+	assert.True(t, c.exists(t, c.prefix+":intact"))
+}
+
+// TestRedisStateReloadsFlushedScripts: Redis forgot its scripts (SCRIPT
+// FLUSH, as after a restart); the changes load them again.
+func TestRedisStateReloadsFlushedScripts(t *testing.T) {
+	c := newRedisCluster(t)
+	s := c.add(t)
+	s.mustSetSubs(t, "news", 1)
+	s.mustJoin(t, "presence-scripts", "u1")
+
+	require.NoError(t, c.rc.ScriptFlush(t.Context()).Err())
+
+	ts := s.mustSetSubs(t, "news", 2)
+	requireOneChange(t, ts, "news", "", []scaling.TransitionKind{count}, 2)
+	_, ts = s.mustJoin(t, "presence-scripts", "u2")
+	requireOneChange(t, ts, "presence-scripts", "u2", []scaling.TransitionKind{added, count}, 2)
+	ts = s.mustLeave(t, "presence-scripts", "u2")
+	requireOneChange(t, ts, "presence-scripts", "u2", []scaling.TransitionKind{removed, count}, 1)
 }

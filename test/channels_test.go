@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/nacl/secretbox"
 
-	"github.com/fizz-server/fizz/handlers"
+	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
@@ -285,10 +285,10 @@ func TestSubscriptionsPerSocketAreBounded(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
 	c := dial(t, n)
-	for i := range handlers.MaxChannelsPerSocket {
+	for i := range membership.MaxChannelsPerSocket {
 		require.NoError(t, c.SendSubscribe(fmt.Sprintf("bounded-%d", i), "", ""))
 	}
-	last := fmt.Sprintf("bounded-%d", handlers.MaxChannelsPerSocket-1)
+	last := fmt.Sprintf("bounded-%d", membership.MaxChannelsPerSocket-1)
 	expect(t, c, pusher.EventSubscriptionSucceeded, last)
 
 	f, err := c.Subscribe("one-too-many", "", "")

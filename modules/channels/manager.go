@@ -86,6 +86,47 @@ func (m *Manager) Unsubscribe(c *connection.Conn, channel string) (goneUser stri
 	return a.unsubscribeLocked(c, channel)
 }
 
+// Subscription reports whether c is subscribed to channel and, on a
+// presence channel, the user it is subscribed as.
+func (m *Manager) Subscription(c *connection.Conn, channel string) (userID string, ok bool) {
+	a := m.app(c.App().ID)
+	a.mu.RLock()
+	ch := a.channels[channel]
+	a.mu.RUnlock()
+	if ch == nil {
+		return "", false
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	s, ok := ch.subs[c]
+	if !ok {
+		return "", false
+	}
+	return s.userID, true
+}
+
+// Leaving marks c's subscription to channel as being given up: it hears
+// no more member events, while the shared state takes the leave.
+func (m *Manager) Leaving(c *connection.Conn, channel string) {
+	if ch := m.Find(c.App().ID, channel); ch != nil {
+		ch.mu.Lock()
+		if s := ch.subs[c]; s != nil {
+			s.leaving, s.held = true, nil
+		}
+		ch.mu.Unlock()
+	}
+}
+
+// Subscriptions returns how many sockets of this node are subscribed to
+// channel.
+func (m *Manager) Subscriptions(appID, channel string) int {
+	if ch := m.Find(appID, channel); ch != nil {
+		subs, _ := ch.counts()
+		return subs
+	}
+	return 0
+}
+
 // Left is a presence subscription a socket gave up.
 type Left struct {
 	Channel string

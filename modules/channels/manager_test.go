@@ -352,7 +352,7 @@ func TestManagerConcurrentUse(t *testing.T) {
 				if found := m.Find(app.ID, "presence-room"); found != nil {
 					found.Presence()
 				}
-				m.presenceShare()
+				m.Held()
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"slices"
@@ -19,6 +20,7 @@ import (
 // TestMemberEventsAroundReady.
 type memberStep struct {
 	ready   bool   // Ready with seq (and a member list named "list@seq")
+	leaving bool   // Leaving
 	regular bool   // a regular event, not a member event
 	name    string // the event's payload
 	seq     uint64
@@ -73,6 +75,11 @@ func TestMemberEventsAroundReady(t *testing.T) {
 			want: []string{list(5)},
 		},
 		{
+			name: "a leaving subscription hears no member event, held or new",
+			give: []memberStep{memberEvent("a", 6), {leaving: true}, readyAt(5), memberEvent("b", 7), {regular: true, name: `"hello"`}},
+			want: []string{list(5), `"hello"`},
+		},
+		{
 			name: "a repeated subscription sends the new list and raises the bar",
 			give: []memberStep{readyAt(5), memberEvent("a", 7), readyAt(9), memberEvent("b", 8), readyAt(3), memberEvent("c", 9), memberEvent("d", 10)},
 			want: []string{list(5), `"a@7"`, list(9), list(3), `"d@10"`},
@@ -90,6 +97,8 @@ func TestMemberEventsAroundReady(t *testing.T) {
 				switch {
 				case st.ready:
 					m.Ready(c, channel, st.seq, []byte(list(st.seq)))
+				case st.leaving:
+					m.Leaving(c, channel)
 				case st.regular:
 					m.Broadcast(app.ID, channel, frame, st.except)
 				default:
@@ -200,7 +209,7 @@ func TestReadyIsAtomicWithMemberEvents(t *testing.T) {
 	}
 }
 
-func TestShareReportsTheSeqSeen(t *testing.T) {
+func TestHeldReportsTheSeqSeen(t *testing.T) {
 	m := NewManager()
 	app := testApp("app-1")
 	a, _ := newConn(t, "1.1", app, "u1")
@@ -213,9 +222,30 @@ func TestShareReportsTheSeqSeen(t *testing.T) {
 	m.Ready(b, "presence-b", 7, nil)
 
 	got := map[string]uint64{}
-	for _, p := range m.presenceShare() {
-		got[p.Channel] = p.Seq
+	for _, h := range m.Held() {
+		got[h.Channel] = h.Seen
 	}
 
 	assert.Equal(t, map[string]uint64{"presence-a": 42, "presence-b": 7}, got)
+}
+
+func TestHeldListsEveryChannelWithItsMembers(t *testing.T) {
+	m := NewManager()
+	app1, app2 := testApp("app-1"), testApp("app-2")
+	a, _ := newConn(t, "1.1", app1, "")
+	b, _ := newConn(t, "1.2", app1, "")
+	c, _ := newConn(t, "2.1", app2, "")
+	info := json.RawMessage(`{"name":"Ann"}`)
+	m.Subscribe(a, "presence-room", &pusher.Member{UserID: "u1", UserInfo: info})
+	m.Subscribe(b, "presence-room", &pusher.Member{UserID: "u1", UserInfo: info})
+	m.Subscribe(b, "news", nil)
+	m.Subscribe(c, "presence-room", &pusher.Member{UserID: "u9"})
+	m.Subscribe(c, "news", nil)
+	m.Unsubscribe(c, "news")
+
+	assert.ElementsMatch(t, []Held{
+		{AppID: "app-1", Channel: "presence-room", Subscriptions: 2, Members: []HeldMember{{UserID: "u1", Info: info, Sockets: 2}}},
+		{AppID: "app-1", Channel: "news", Subscriptions: 1},
+		{AppID: "app-2", Channel: "presence-room", Subscriptions: 1, Members: []HeldMember{{UserID: "u9", Sockets: 1}}},
+	}, m.Held())
 }

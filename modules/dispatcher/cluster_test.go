@@ -36,6 +36,7 @@ type node struct {
 func startNode(t *testing.T, bus *scalingtest.Bus) *node {
 	t.Helper()
 	var n node
+	provider := bus.Node()
 	app := fxtest.New(t,
 		fx.NopLogger,
 		fx.Supply(
@@ -49,8 +50,8 @@ func startNode(t *testing.T, bus *scalingtest.Bus) *node {
 		channels.Module,
 		dispatcher.Module,
 		metrics.Module,
-		fx.Replace(fx.Annotate(bus.Node(), fx.As(new(scaling.PubSubProvider)))),
-		fx.Replace(fx.Annotate(bus.State(), fx.As(new(scaling.State)))),
+		fx.Replace(fx.Annotate(provider, fx.As(new(scaling.PubSubProvider)))),
+		fx.Replace(fx.Annotate(bus.State(provider), fx.As(new(scaling.State)))),
 		fx.Populate(&n.Dispatcher, &n.Metrics, &n.Channels, &n.Registry, &n.Apps, &n.PubSub),
 	)
 	app.RequireStart()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
@@ -35,11 +34,6 @@ type Dispatcher struct {
 	stats    *stats.Stats // set by the Module; nil counts nothing
 	log      *slog.Logger
 	debug    bool
-
-	// announceMu orders Announce calls; unannounced holds the presence
-	// changes not yet published to the cluster, oldest first.
-	announceMu  sync.Mutex
-	unannounced []scaling.PresenceChange
 }
 
 // New returns a Dispatcher. It starts nothing and performs no I/O.
@@ -50,16 +44,11 @@ func New(pubsub scaling.PubSubProvider, manager *channels.Manager, log *slog.Log
 // Dispatch publishes ev for appID to every node. The socket exceptID, on
 // whichever node it lives, does not receive it.
 func (d *Dispatcher) Dispatch(ctx context.Context, appID string, ev Event, exceptID string) error {
-	return d.publish(ctx, appID, ev, exceptID, 0)
-}
-
-// publish is Dispatch for an event numbered seq (0: none) by the shared
-// state: the number goes in the envelope.
-func (d *Dispatcher) publish(ctx context.Context, appID string, ev Event, exceptID string, seq uint64) error {
-	e, err := d.envelope(appID, ev, exceptID, seq)
+	payload, err := json.Marshal(ev)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode event %q: %w", ev.Name, err)
 	}
+	e := scaling.Envelope{V: scaling.Version, Kind: KindEvent, AppID: appID, SocketID: exceptID, Payload: payload}
 	d.stats.EventTriggered(appID, ev.Name, ev.Client)
 	if _, err := d.pubsub.Publish(ctx, e); err != nil {
 		return fmt.Errorf("publish event %q: %w", ev.Name, err)
@@ -67,45 +56,21 @@ func (d *Dispatcher) publish(ctx context.Context, appID string, ev Event, except
 	return nil
 }
 
-// envelope is the envelope that carries ev (see publish).
-func (d *Dispatcher) envelope(appID string, ev Event, exceptID string, seq uint64) (scaling.Envelope, error) {
-	payload, err := json.Marshal(ev)
-	if err != nil {
-		return scaling.Envelope{}, fmt.Errorf("encode event %q: %w", ev.Name, err)
-	}
-	return scaling.Envelope{
-		V:        scaling.Version,
-		Kind:     KindEvent,
-		AppID:    appID,
-		SocketID: exceptID,
-		Seq:      seq,
-		Payload:  payload,
-	}, nil
-}
-
 // Kind reports the envelope kind Dispatcher handles.
 func (d *Dispatcher) Kind() string { return KindEvent }
 
 // Handle delivers an event envelope to this node's subscribers: the event
 // is encoded and framed once per channel and the same bytes are queued to
-// every subscriber. Presence member events go with the envelope's Seq
-// through BroadcastMember, which keeps them in step with each socket's
-// member list.
+// every subscriber.
 func (d *Dispatcher) Handle(_ context.Context, e scaling.Envelope) {
 	var ev Event
 	if err := json.Unmarshal(e.Payload, &ev); err != nil || ev.Name == "" {
 		d.log.Warn("dropped malformed event envelope", "app_id", e.AppID, "origin", e.Origin, "err", err)
 		return
 	}
-	member := isMemberEvent(ev.Name)
 	for _, channel := range ev.Channels {
 		frame := connection.TextFrame(pusher.EncodeEvent(ev.Name, channel, ev.Data, ev.UserID))
-		var n int
-		if member {
-			n = d.channels.BroadcastMember(e.AppID, channel, frame, e.SocketID, e.Seq)
-		} else {
-			n = d.channels.Broadcast(e.AppID, channel, frame, e.SocketID)
-		}
+		n := d.channels.Broadcast(e.AppID, channel, frame, e.SocketID)
 		if d.debug {
 			d.log.Debug("broadcast", "app_id", e.AppID, "channel", channel, "event", ev.Name, "sockets", n)
 		}

@@ -3,7 +3,6 @@ package dispatcher_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -93,11 +92,6 @@ func (f *fakePubSub) Publish(_ context.Context, e scaling.Envelope) (int64, erro
 	return 1, nil
 }
 
-// PublishCluster is Publish: the fake has no link to lose.
-func (f *fakePubSub) PublishCluster(ctx context.Context, e scaling.Envelope) (int64, error) {
-	return f.Publish(ctx, e)
-}
-
 // setErr makes Publish fail with err (nil: succeed).
 func (f *fakePubSub) setErr(err error) {
 	f.mu.Lock()
@@ -117,69 +111,4 @@ func (f *fakePubSub) Published() []scaling.Envelope {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]scaling.Envelope(nil), f.published...)
-}
-
-// redisLike is a PubSubProvider whose link fails as scaling.Redis's does:
-// while it is down, Publish delivers to this node alone and returns
-// scaling.ErrLocalOnly, and PublishCluster delivers nothing and fails.
-type redisLike struct {
-	fakePubSub
-	mu        sync.Mutex
-	failAfter int // envelopes carried before the link fails; -1: down
-	sent      []scaling.Envelope
-	local     []scaling.Envelope
-}
-
-func (r *redisLike) Publish(_ context.Context, e scaling.Envelope) (int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.carry() {
-		r.local = append(r.local, e)
-		return 1, scaling.ErrLocalOnly
-	}
-	r.sent = append(r.sent, e)
-	return 2, nil
-}
-
-func (r *redisLike) PublishCluster(_ context.Context, e scaling.Envelope) (int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.carry() {
-		return 0, errors.New("the link is down")
-	}
-	r.sent = append(r.sent, e)
-	return 2, nil
-}
-
-// carry reports whether the link carries one more envelope. Caller holds r.mu.
-func (r *redisLike) carry() bool {
-	if r.failAfter < 0 {
-		return false
-	}
-	if r.failAfter <= len(r.sent) {
-		r.failAfter = -1
-		return false
-	}
-	return true
-}
-
-// linkUp brings the link back for good.
-func (r *redisLike) linkUp() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.failAfter = 1 << 30
-}
-
-// cluster returns what reached every node, this one included.
-func (r *redisLike) cluster() []scaling.Envelope {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]scaling.Envelope(nil), r.sent...)
-}
-
-// localOnly returns what reached this node alone.
-func (r *redisLike) localOnly() []scaling.Envelope {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]scaling.Envelope(nil), r.local...)
 }

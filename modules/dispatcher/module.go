@@ -1,9 +1,7 @@
 package dispatcher
 
 import (
-	"context"
 	"log/slog"
-	"sync"
 
 	"go.uber.org/fx"
 
@@ -13,13 +11,11 @@ import (
 )
 
 // Module provides *Dispatcher and registers it as the handler of "event"
-// envelopes, and the Terminator as the handler of "terminate" envelopes. It
-// runs the shared state's upkeep (scaling.State.Run) while the app runs.
+// envelopes, and the Terminator as the handler of "terminate" envelopes.
 var Module = fx.Module("dispatcher",
 	fx.Provide(newDispatcher),
 	fx.Provide(scaling.AsHandler(func(d *Dispatcher) *Dispatcher { return d })),
 	fx.Provide(scaling.AsHandler(NewTerminator)),
-	fx.Invoke(runState),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "dispatcher") }),
 )
 
@@ -38,26 +34,4 @@ func newDispatcher(p dispatcherParams) *Dispatcher {
 	d := New(p.PubSub, p.Channels, p.Log)
 	d.stats = p.Stats
 	return d
-}
-
-// runState keeps this node's share of the shared state alive for the life
-// of the app; the presence changes it finds are announced as member events.
-func runState(lc fx.Lifecycle, state scaling.State, source scaling.ShareSource, d *Dispatcher) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				state.Run(ctx, source, d.Announce)
-			}()
-			return nil
-		},
-		OnStop: func(context.Context) error {
-			cancel()
-			wg.Wait()
-			return nil
-		},
-	})
 }

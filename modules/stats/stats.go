@@ -43,6 +43,7 @@ type Stats struct {
 	rateLimited   *prometheus.CounterVec
 	apiRequests   *prometheus.CounterVec
 	events        *prometheus.CounterVec
+	transitions   *prometheus.CounterVec
 
 	publishes       prometheus.Counter
 	publishFailures prometheus.Counter
@@ -82,6 +83,9 @@ func New() *Stats {
 		rateLimited:   counterVec("client_events_rate_limited_total", "Client events refused (4301) for exceeding the per-socket rate.", "app"),
 		apiRequests:   counterVec("http_api_requests_total", "HTTP API (/apps) requests, by route pattern, method and status.", "route", "method", "status"),
 		events:        counterVec("events_triggered_total", "Events handed to the dispatcher, by source (api, client, internal).", "app", "source"),
+		transitions: counterVec("channel_transitions_total",
+			"Cluster-wide channel transitions decided by this node: channel_occupied, channel_vacated, member_added, member_removed, subscription_count.",
+			"app", "kind"),
 
 		publishes:       counter("pubsub_publishes_total", "Envelopes published to the cluster (Publish calls)."),
 		publishFailures: counter("pubsub_publish_failures_total", "Publish calls that failed, including those delivered to this node only while Redis was down."),
@@ -99,7 +103,7 @@ func New() *Stats {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		s.connects, s.disconnects,
 		s.messagesIn, s.bytesIn, s.messagesOut, s.bytesOut,
-		s.slowConsumers, s.rateLimited, s.apiRequests, s.events,
+		s.slowConsumers, s.rateLimited, s.apiRequests, s.events, s.transitions,
 		s.publishes, s.publishFailures, s.publishSeconds, s.receives,
 		s.gatherPartial,
 	)
@@ -193,6 +197,15 @@ func (s *Stats) EventTriggered(appID, name string, client bool) {
 		source = SourceInternal
 	}
 	s.events.WithLabelValues(appID, source).Inc()
+}
+
+// Transition counts one cluster-wide transition of a channel of appID
+// that this node decided; kind is the transition's (a webhook event name).
+func (s *Stats) Transition(appID, kind string) {
+	if s == nil {
+		return
+	}
+	s.transitions.WithLabelValues(appID, kind).Inc()
 }
 
 // EnvelopePublished counts one Publish call that took took and ended with

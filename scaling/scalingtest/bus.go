@@ -50,17 +50,18 @@ func (b *Bus) Node() *Provider {
 	return p
 }
 
-// State returns one scaling.State shared by every node of the bus (kept in
-// memory), for tests that need cluster-wide presence, cache and connection
-// counts. Replace each node's state with it:
-// fx.Replace(fx.Annotate(bus.State(), fx.As(new(scaling.State)))).
-func (b *Bus) State() scaling.State {
+// State returns node's view of one scaling.State shared by every node of
+// the bus (kept in memory), for tests that need cluster-wide presence,
+// subscription, cache and connection counts. Member transitions are
+// published through node. Replace each node's state with its view:
+// fx.Replace(fx.Annotate(bus.State(node), fx.As(new(scaling.State)))).
+func (b *Bus) State(node *Provider) scaling.State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == nil {
-		b.state = scaling.NewLocalState()
+		b.state = scaling.NewLocalState(node)
 	}
-	return b.state
+	return b.state.ForNode(node)
 }
 
 // ErrNoNode is returned by Reply when the target node is not subscribed.
@@ -99,11 +100,6 @@ func (p *Provider) Ping(context.Context) error {
 		return scaling.ErrClosed
 	}
 	return nil
-}
-
-// PublishCluster is Publish: the bus never reaches this node alone.
-func (p *Provider) PublishCluster(ctx context.Context, e scaling.Envelope) (int64, error) {
-	return p.Publish(ctx, e)
 }
 
 // Publish queues e for every subscribed node, this one included, and

@@ -254,13 +254,17 @@ func TestBusSubscribeTwice(t *testing.T) {
 
 func TestBusState(t *testing.T) {
 	bus := NewBus()
-	s := bus.State()
-	assert.Same(t, s, bus.State(), "every node shares one state")
+	a, _ := subscribed(t, bus)
+	b, _ := subscribed(t, bus)
+	ctx := context.Background()
 
-	added, _, err := s.JoinPresence(context.Background(), "app-1", "presence-room", "u1", nil, 0)
+	snap, ts, err := bus.State(a).JoinPresence(ctx, "app-1", "presence-room", "u1", nil, 0)
 	require.NoError(t, err)
-	assert.True(t, added)
-	added, _, err = bus.State().JoinPresence(context.Background(), "app-1", "presence-room", "u1", nil, 0)
+	assert.Contains(t, snap.Members, "u1")
+	assert.Equal(t, scaling.MemberAdded, ts[1].Kind, "occupied, then the member, then the count")
+	_, ts, err = bus.State(b).JoinPresence(ctx, "app-1", "presence-room", "u1", nil, 0)
 	require.NoError(t, err)
-	assert.False(t, added, "the user is already a member through the other node")
+	require.Len(t, ts, 1, "the user is already a member through the other node: only the count changes")
+	assert.Equal(t, scaling.SubscriptionCount, ts[0].Kind)
+	assert.Equal(t, 2, ts[0].Count)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/fizz-server/fizz/app"
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/server"
+	"github.com/fizz-server/fizz/modules/stats"
 )
 
 // Test credentials of the node's first app.
@@ -46,6 +47,8 @@ type Node struct {
 	HTTPURL string
 	// Server is the node's listener.
 	Server *server.Server
+	// Stats is the node's metrics registry.
+	Stats *stats.Stats
 	// Pusher is a pusher-http-go client for App. It has no encryption
 	// master key: see EncryptedPusher.
 	Pusher *pusherhttp.Client
@@ -86,7 +89,7 @@ func Start(t testing.TB, mutate func(*app.Config)) *Node {
 	n := &Node{Config: cfg, App: cfg.Apps[0]}
 	n.HTTP = &http.Client{Timeout: 10 * time.Second}
 	var srv *server.Server
-	n.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv))
+	n.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &n.Stats))
 	n.fx.RequireStart()
 	t.Cleanup(n.Stop)
 	t.Cleanup(n.HTTP.CloseIdleConnections)

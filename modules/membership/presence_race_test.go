@@ -1,4 +1,4 @@
-package handlers_test
+package membership_test
 
 import (
 	"context"
@@ -15,12 +15,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/fizz-server/fizz/handlers"
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/connection/connectiontest"
-	"github.com/fizz-server/fizz/modules/dispatcher"
+	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/scaling"
 )
@@ -36,11 +35,6 @@ type steppedPubSub struct {
 }
 
 var _ scaling.PubSubProvider = (*steppedPubSub)(nil)
-
-// PublishCluster is Publish: the fake has no link to lose.
-func (p *steppedPubSub) PublishCluster(ctx context.Context, e scaling.Envelope) (int64, error) {
-	return p.Publish(ctx, e)
-}
 
 func (p *steppedPubSub) Publish(ctx context.Context, e scaling.Envelope) (int64, error) {
 	p.mu.Lock()
@@ -83,15 +77,16 @@ func (p *steppedPubSub) Subscribe(_ context.Context, deliver func(context.Contex
 }
 
 // hookedState is a State that runs a hook once, at the start of the next
-// PresenceMembers: after the socket was registered on the channel and
-// before its member list is read, the window of the race.
+// JoinPresence: after the socket was registered on the channel and before
+// the shared state changed and read its member list, the window of the
+// race.
 type hookedState struct {
 	scaling.State
 	mu   sync.Mutex
 	hook func()
 }
 
-func (s *hookedState) PresenceMembers(ctx context.Context, appID, channel string) (map[string]json.RawMessage, uint64, error) {
+func (s *hookedState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (scaling.Snapshot, []scaling.Transition, error) {
 	s.mu.Lock()
 	hook := s.hook
 	s.hook = nil
@@ -99,7 +94,7 @@ func (s *hookedState) PresenceMembers(ctx context.Context, appID, channel string
 	if hook != nil {
 		hook()
 	}
-	return s.State.PresenceMembers(ctx, appID, channel)
+	return s.State.JoinPresence(ctx, appID, channel, userID, info, maxMembers)
 }
 
 func (s *hookedState) setHook(f func()) {
@@ -108,16 +103,16 @@ func (s *hookedState) setHook(f func()) {
 	s.hook = f
 }
 
-// raceNode is one node's message handling, wired by hand around a
+// raceNode is one node's membership, wired by hand around a
 // steppedPubSub and a hookedState.
 type raceNode struct {
-	app      *apps.App
-	manager  *channels.Manager
-	pubsub   *steppedPubSub
-	state    *hookedState
-	handler  *handlers.MessageHandler
-	sockets  map[string]*raceSocket // by user
-	nextConn int
+	app        *apps.App
+	manager    *channels.Manager
+	pubsub     *steppedPubSub
+	state      *hookedState
+	membership *membership.Membership
+	sockets    map[string]*raceSocket // by user
+	nextConn   int
 }
 
 // raceSocket is one user's socket on the presence channel.
@@ -134,22 +129,17 @@ func newRaceNode(t *testing.T) *raceNode {
 	app := (&apps.App{ID: "race", Key: "race-key", Secret: "race-secret", PingInterval: time.Hour}).WithDefaults()
 	manager := channels.NewManager()
 	pubsub := &steppedPubSub{}
-	d := dispatcher.New(pubsub, manager, log)
-	router, err := scaling.NewRouter([]scaling.Handler{d}, log)
+	state := &hookedState{State: scaling.NewLocalState(pubsub)}
+	m := membership.New(manager, connection.NewRegistry(), state, nil, log)
+	router, err := scaling.NewRouter([]scaling.Handler{m}, log)
 	require.NoError(t, err)
 	require.NoError(t, pubsub.Subscribe(context.Background(), router.Deliver))
-	state := &hookedState{State: scaling.NewLocalState()}
-	h := handlers.NewMessageHandler(handlers.MessageHandlerParams{
-		Channels: manager, Share: channels.NewShareSource(manager, connection.NewRegistry()), State: state,
-		Dispatcher: d, Log: log,
-	})
-	return &raceNode{app: &app, manager: manager, pubsub: pubsub, state: state, handler: h, sockets: map[string]*raceSocket{}}
+	return &raceNode{app: &app, manager: manager, pubsub: pubsub, state: state, membership: m, sockets: map[string]*raceSocket{}}
 }
 
 const raceChannel = "presence-race"
 
-// join opens a socket for user and subscribes it to raceChannel, as the
-// socket's reader would.
+// join opens a socket for user and subscribes it to raceChannel.
 func (n *raceNode) join(t *testing.T, user string) {
 	t.Helper()
 	n.nextConn++
@@ -157,17 +147,7 @@ func (n *raceNode) join(t *testing.T, user string) {
 	c := connection.New(fmt.Sprintf("1.%d", n.nextConn), n.app, rec, slog.New(slog.DiscardHandler), false)
 	t.Cleanup(func() { c.Finish(true) })
 	n.sockets[user] = &raceSocket{user: user, conn: c, rec: rec}
-	data := fmt.Sprintf(`{"user_id":%q}`, user)
-	frame, err := json.Marshal(map[string]any{
-		"event": pusher.EventSubscribe,
-		"data": map[string]string{
-			"channel":      raceChannel,
-			"auth":         pusher.ChannelAuth(n.app.Key, n.app.Secret, c.ID(), raceChannel, data),
-			"channel_data": data,
-		},
-	})
-	require.NoError(t, err)
-	n.handler.Handle(context.Background(), c, frame)
+	require.NoError(t, n.membership.Join(context.Background(), c, raceChannel, &pusher.Member{UserID: user}))
 }
 
 // leave unsubscribes user's socket.
@@ -175,7 +155,7 @@ func (n *raceNode) leave(t *testing.T, user string) {
 	t.Helper()
 	s := n.sockets[user]
 	s.left = true
-	n.handler.Handle(context.Background(), s.conn, fmt.Appendf(nil, `{"event":%q,"data":{"channel":%q}}`, pusher.EventUnsubscribe, raceChannel))
+	n.membership.Leave(context.Background(), s.conn, raceChannel)
 }
 
 // raceAction is a join or a leave of one user.
@@ -236,8 +216,9 @@ func (s *raceSocket) view(t *testing.T, payloads []string) []string {
 
 // TestPresenceJoinRace reproduces the race of a presence subscription:
 // another user joins or leaves after the socket was registered on the
-// channel and before its member list was read, and that user's member
-// event reaches the socket before or after its subscription_succeeded.
+// channel and before the shared state took its join and read the member
+// list, and that user's member event reaches the socket before or after
+// its subscription_succeeded.
 // Every socket must see each member once: the list, then only the changes
 // the list does not have.
 func TestPresenceJoinRace(t *testing.T) {
@@ -284,9 +265,9 @@ func TestPresenceJoinRace(t *testing.T) {
 			n.join(t, "x")
 			n.pubsub.release(ctx)
 
-			members, _, err := n.state.PresenceMembers(ctx, n.app.ID, raceChannel)
+			snap, err := n.state.PresenceMembers(ctx, n.app.ID, raceChannel)
 			require.NoError(t, err)
-			want := slices.Sorted(maps.Keys(members))
+			want := slices.Sorted(maps.Keys(snap.Members))
 			// A marker to every socket: once it arrives, nothing else will.
 			marker := `{"event":"marker","channel":"` + raceChannel + `"}`
 			n.manager.Broadcast(n.app.ID, raceChannel, connection.TextFrame([]byte(marker)), "")

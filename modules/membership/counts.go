@@ -1,0 +1,99 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// countTimeout bounds one write of subscription counts.
+const countTimeout = 5 * time.Second
+
+// channelKey names one channel of one app.
+type channelKey struct{ appID, channel string }
+
+// counter writes the subscription counts of this node's non-presence
+// channels to the shared state. A subscription or unsubscription only
+// marks its channel touched; the counter's goroutine then writes the
+// node's count of every touched channel, read at that moment, in one
+// call. It runs while something is touched, so a lone change is written
+// at once and a burst shares one round trip. Counts are absolute and one
+// goroutine writes them, so the last write of a channel always carries
+// its latest count.
+type counter struct {
+	m *Membership
+
+	mu      sync.Mutex
+	touched map[channelKey]struct{}
+	wake    chan struct{} // cap 1: touched has something
+}
+
+func newCounter(m *Membership) *counter {
+	return &counter{m: m, touched: make(map[channelKey]struct{}), wake: make(chan struct{}, 1)}
+}
+
+// touch marks a channel whose count on this node changed.
+func (c *counter) touch(appID, channel string) {
+	c.mu.Lock()
+	c.touched[channelKey{appID, channel}] = struct{}{}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes touched channels until ctx ends, then once more.
+func (c *counter) run(ctx context.Context) {
+	for {
+		select {
+		case <-c.wake:
+			c.write(ctx)
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), countTimeout)
+			c.write(final)
+			cancel()
+			return
+		}
+	}
+}
+
+// write writes the counts of the channels touched so far.
+func (c *counter) write(ctx context.Context) {
+	c.mu.Lock()
+	touched := c.touched
+	c.touched = make(map[channelKey]struct{})
+	c.mu.Unlock()
+	if len(touched) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, countTimeout)
+	defer cancel()
+	m := c.m
+	for attempt := 0; ; attempt++ {
+		var ts []scaling.Transition
+		var err error
+		// Read and written under the share lock, so that a re-assert
+		// never falls between reading a count and writing it.
+		m.change(func() {
+			counts := make([]scaling.ChannelCount, 0, len(touched))
+			for k := range touched {
+				counts = append(counts, scaling.ChannelCount{AppID: k.appID, Channel: k.channel, Subscriptions: m.channels.Subscriptions(k.appID, k.channel)})
+			}
+			ts, err = m.state.SetSubscriptions(ctx, counts)
+		})
+		m.decided(ctx, ts)
+		if m.recover(ctx, err, attempt) {
+			continue
+		}
+		if err != nil && !errors.Is(err, scaling.ErrShareLost) {
+			// The shared state re-asserts the whole share at its next
+			// heartbeat, these counts with it.
+			m.log.Debug("writing subscription counts failed", "channels", len(touched), "err", err)
+		}
+		return
+	}
+}

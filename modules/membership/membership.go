@@ -1,0 +1,299 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/modules/stats"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// MaxChannelsPerSocket bounds one socket's subscriptions, so that no client
+// can grow the server's memory without bound by joining channels.
+const MaxChannelsPerSocket = 1000
+
+// maxRecoveries bounds how often one change waits for the shared state to
+// be made whole again (scaling.ErrShareLost) before it gives up.
+const maxRecoveries = 3
+
+// Errors of Join, which the handlers answer with pusher:subscription_error.
+var (
+	// ErrTooManyChannels refuses a socket's subscription beyond MaxChannelsPerSocket.
+	ErrTooManyChannels = fmt.Errorf("a socket may join at most %d channels", MaxChannelsPerSocket)
+	// ErrChannelFull refuses a new member of a full presence channel.
+	ErrChannelFull = scaling.ErrMembersLimit
+	// ErrUnavailable refuses a presence subscription while the cluster's
+	// shared state cannot be reached: its member list could not be exact.
+	ErrUnavailable = errors.New("the presence state of the cluster is unavailable")
+)
+
+// Membership admits sockets and moves them in and out of channels, on this
+// node and in the cluster's shared state, and announces what follows.
+type Membership struct {
+	channels *channels.Manager
+	registry *connection.Registry
+	state    scaling.State
+	stats    *stats.Stats // nil counts nothing
+	log      *slog.Logger
+	counts   *counter
+
+	// mu is the share lock (see the package doc).
+	mu sync.RWMutex
+}
+
+var _ scaling.ShareSource = (*Membership)(nil)
+
+// New returns a Membership. It starts nothing; Run keeps the shared state
+// and the counter going.
+func New(manager *channels.Manager, registry *connection.Registry, state scaling.State, st *stats.Stats, log *slog.Logger) *Membership {
+	m := &Membership{channels: manager, registry: registry, state: state, stats: st, log: log}
+	m.counts = newCounter(m)
+	return m
+}
+
+// change runs f, a change of this node's share, under the share lock's
+// read side: changes run side by side, never during WithShare.
+func (m *Membership) change(f func()) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	f()
+}
+
+// recover has the shared state made whole after err, when err is
+// scaling.ErrShareLost and attempt is not the last; it reports whether the
+// change should be tried again.
+func (m *Membership) recover(ctx context.Context, err error, attempt int) bool {
+	if !errors.Is(err, scaling.ErrShareLost) || attempt >= maxRecoveries {
+		return false
+	}
+	if err := m.state.Recover(ctx); err != nil {
+		m.log.Warn("the shared state could not be made whole", "err", err)
+		return false
+	}
+	return true
+}
+
+// WithShare implements scaling.ShareSource: it calls f with this node's
+// share while no change of it is under way.
+func (m *Membership) WithShare(f func(scaling.Share)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	share := scaling.Share{Connections: m.registry.Counts()}
+	for _, h := range m.channels.Held() {
+		share.Channels = append(share.Channels, scaling.ChannelShare{AppID: h.AppID, Channel: h.Channel, Subscriptions: h.Subscriptions, Seq: h.Seen})
+		for _, mem := range h.Members {
+			share.Presence = append(share.Presence, scaling.PresenceShare{AppID: h.AppID, Channel: h.Channel, UserID: mem.UserID, Info: mem.Info, Sockets: mem.Sockets})
+		}
+	}
+	f(share)
+}
+
+// Admit counts c against its app's cluster-wide connection cap and
+// registers it. A shared state that cannot be reached admits the socket: a
+// Redis outage must not lock clients out; the count is restored when the
+// node re-asserts its share.
+func (m *Membership) Admit(ctx context.Context, c *connection.Conn) *pusher.Error {
+	app := c.App()
+	for attempt := 0; ; attempt++ {
+		var perr *pusher.Error
+		var err error
+		m.change(func() {
+			if m.registry.Add(c) != nil {
+				perr = pusher.Fatalf(pusher.CodeGeneric, "Server is restarting")
+				return
+			}
+			var ok bool
+			ok, err = m.state.AddConnection(ctx, app.ID, app.MaxConnections)
+			switch {
+			case errors.Is(err, scaling.ErrShareLost):
+				m.registry.Remove(c)
+			case err != nil:
+				m.log.Warn("counting a connection failed; admitting it", "err", err)
+			case !ok:
+				m.registry.Remove(c)
+				perr = pusher.Fatalf(pusher.CodeOverQuota, "Application is over connection quota")
+			}
+		})
+		if m.recover(ctx, err, attempt) {
+			continue
+		}
+		if errors.Is(err, scaling.ErrShareLost) {
+			// Admit rather than lock clients out; the count comes back
+			// with the re-assert.
+			m.change(func() { _ = m.registry.Add(c) })
+		}
+		return perr
+	}
+}
+
+// Release undoes Admit.
+func (m *Membership) Release(ctx context.Context, c *connection.Conn) {
+	for attempt := 0; ; attempt++ {
+		var err error
+		m.change(func() {
+			err = m.state.RemoveConnection(ctx, c.App().ID)
+			if !errors.Is(err, scaling.ErrShareLost) || attempt >= maxRecoveries {
+				m.registry.Remove(c)
+			}
+		})
+		if m.recover(ctx, err, attempt) {
+			continue
+		}
+		if err != nil {
+			m.log.Warn("uncounting a connection failed", "err", err)
+		}
+		return
+	}
+}
+
+// Join subscribes c to channel, as member on a presence channel (nil
+// elsewhere), and answers the client with subscription_succeeded: on a
+// presence channel with the cluster's member list, after which c hears
+// exactly the member changes that list does not have. Subscribing again
+// to a channel sends the answer again. Errors: ErrTooManyChannels,
+// ErrChannelFull, ErrUnavailable, or one for the handler to log.
+func (m *Membership) Join(ctx context.Context, c *connection.Conn, channel string, member *pusher.Member) error {
+	kind := pusher.KindOf(channel)
+	if c.Subscribed(channel) {
+		if kind.Presence {
+			return m.succeededAgain(ctx, c, channel)
+		}
+		c.Send(succeeded(channel))
+		return nil
+	}
+	if c.ChannelCount() >= MaxChannelsPerSocket {
+		return ErrTooManyChannels
+	}
+	if !kind.Presence {
+		m.change(func() {
+			m.channels.Subscribe(c, channel, nil)
+			m.counts.touch(c.App().ID, channel)
+		})
+		c.Send(succeeded(channel))
+		return nil
+	}
+	app := c.App()
+	for attempt := 0; ; attempt++ {
+		var snap scaling.Snapshot
+		var ts []scaling.Transition
+		var err error
+		m.change(func() {
+			// The subscription starts pending, so that member events
+			// are held for it from before the state changes until the
+			// member list is queued (Ready).
+			m.channels.Subscribe(c, channel, member)
+			snap, ts, err = m.state.JoinPresence(ctx, app.ID, channel, member.UserID, member.UserInfo, app.MaxPresenceMembers)
+			if err != nil {
+				m.channels.Unsubscribe(c, channel)
+			}
+		})
+		if m.recover(ctx, err, attempt) {
+			continue
+		}
+		switch {
+		case errors.Is(err, scaling.ErrMembersLimit):
+			return ErrChannelFull
+		case err != nil:
+			m.log.Warn("presence join failed", "channel", channel, "err", err)
+			return ErrUnavailable
+		}
+		m.decided(ctx, ts)
+		payload, err := succeededPresence(channel, snap.Members)
+		if err != nil {
+			m.channels.Ready(c, channel, snap.Seq, nil)
+			return err
+		}
+		m.channels.Ready(c, channel, snap.Seq, payload)
+		return nil
+	}
+}
+
+// succeededAgain answers a repeated subscription to a presence channel
+// with the member list as it is now.
+func (m *Membership) succeededAgain(ctx context.Context, c *connection.Conn, channel string) error {
+	for attempt := 0; ; attempt++ {
+		snap, err := m.state.PresenceMembers(ctx, c.App().ID, channel)
+		if m.recover(ctx, err, attempt) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		payload, err := succeededPresence(channel, snap.Members)
+		if err != nil {
+			return err
+		}
+		m.channels.Ready(c, channel, snap.Seq, payload)
+		return nil
+	}
+}
+
+// Leave unsubscribes c from channel; leaving a channel it is not
+// subscribed to does nothing.
+func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel string) {
+	app := c.App()
+	for attempt := 0; ; attempt++ {
+		var ts []scaling.Transition
+		var err error
+		m.change(func() {
+			user, ok := m.channels.Subscription(c, channel)
+			switch {
+			case !ok:
+			case user == "":
+				m.channels.Unsubscribe(c, channel)
+				m.counts.touch(app.ID, channel)
+			default:
+				m.channels.Leaving(c, channel)
+				ts, err = m.state.LeavePresence(ctx, app.ID, channel, user)
+				if errors.Is(err, scaling.ErrShareLost) && attempt < maxRecoveries {
+					return // still subscribed here: try again once the state is whole
+				}
+				m.channels.Unsubscribe(c, channel)
+			}
+		})
+		if m.recover(ctx, err, attempt) {
+			continue
+		}
+		if err != nil {
+			// The shared state remembers the leave and announces it
+			// once it is whole again.
+			m.log.Warn("presence leave failed", "channel", channel, "err", err)
+		}
+		m.decided(ctx, ts)
+		return
+	}
+}
+
+// Disconnect takes a finished socket out of every channel it was in,
+// then out of the index of sockets by user.
+func (m *Membership) Disconnect(ctx context.Context, c *connection.Conn) {
+	for _, channel := range c.Channels() {
+		m.Leave(ctx, c, channel)
+	}
+	m.channels.Disconnect(c)
+}
+
+// decided acts on the transitions this node decided: each is counted,
+// and logged at debug level. The member transitions were published by the
+// shared state already.
+func (m *Membership) decided(ctx context.Context, ts []scaling.Transition) {
+	for _, t := range ts {
+		m.stats.Transition(t.AppID, string(t.Kind))
+		switch t.Kind {
+		case scaling.MemberAdded:
+			m.stats.EventTriggered(t.AppID, pusher.EventMemberAdded, false)
+		case scaling.MemberRemoved:
+			m.stats.EventTriggered(t.AppID, pusher.EventMemberRemoved, false)
+		}
+		if m.log.Enabled(ctx, slog.LevelDebug) {
+			m.log.Debug("transition", "app_id", t.AppID, "channel", t.Channel, "kind", t.Kind,
+				"user_id", t.UserID, "count", t.Count, "seq", t.Seq)
+		}
+	}
+}

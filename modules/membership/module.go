@@ -1,0 +1,70 @@
+package membership
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"go.uber.org/fx"
+
+	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/stats"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// Module provides *Membership as this node's scaling.ShareSource and as
+// the handler of presence envelopes, and runs the shared state's upkeep
+// (scaling.State.Run) and the subscription counter while the app runs.
+var Module = fx.Module("membership",
+	fx.Provide(newMembership),
+	fx.Provide(func(m *Membership) scaling.ShareSource { return m }),
+	fx.Provide(scaling.AsHandler(func(m *Membership) *Membership { return m })),
+	fx.Invoke(run),
+	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "membership") }),
+)
+
+// params lists what newMembership takes; Stats is absent in module tests.
+type params struct {
+	fx.In
+	Channels *channels.Manager
+	Registry *connection.Registry
+	State    scaling.State
+	Log      *slog.Logger
+	Stats    *stats.Stats `optional:"true"`
+}
+
+func newMembership(p params) *Membership {
+	return New(p.Channels, p.Registry, p.State, p.Stats, p.Log)
+}
+
+// run keeps the shared state's upkeep and the counter going for the life
+// of the app. On stop the counter writes what is left before the upkeep
+// ends (which drops this node's lease).
+func run(lc fx.Lifecycle, m *Membership) {
+	ctx, cancel := context.WithCancel(context.Background())
+	countCtx, stopCounting := context.WithCancel(ctx)
+	var upkeep, counting sync.WaitGroup
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			upkeep.Add(1)
+			go func() {
+				defer upkeep.Done()
+				m.state.Run(ctx, m, m.decided)
+			}()
+			counting.Add(1)
+			go func() {
+				defer counting.Done()
+				m.counts.run(countCtx)
+			}()
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			stopCounting()
+			counting.Wait()
+			cancel()
+			upkeep.Wait()
+			return nil
+		},
+	})
+}
