@@ -138,7 +138,7 @@ func (m *Membership) Release(ctx context.Context, c *connection.Conn) {
 		var err error
 		m.change(func() {
 			err = m.state.RemoveConnection(ctx, c.App().ID)
-			if !errors.Is(err, scaling.ErrShareLost) || attempt >= maxRecoveries {
+			if !errors.Is(err, scaling.ErrShareLost) {
 				m.registry.Remove(c)
 			}
 		})
@@ -146,7 +146,11 @@ func (m *Membership) Release(ctx context.Context, c *connection.Conn) {
 			continue
 		}
 		if err != nil {
+			// The count comes right with the next re-assert.
 			m.log.Warn("uncounting a connection failed", "err", err)
+		}
+		if errors.Is(err, scaling.ErrShareLost) {
+			m.change(func() { m.registry.Remove(c) })
 		}
 		return
 	}
@@ -169,6 +173,9 @@ func (m *Membership) Join(ctx context.Context, c *connection.Conn, channel strin
 	}
 	if c.ChannelCount() >= MaxChannelsPerSocket {
 		return ErrTooManyChannels
+	}
+	if kind.Presence && member == nil {
+		return fmt.Errorf("join %s: a presence channel needs a member", channel)
 	}
 	if !kind.Presence {
 		m.change(func() {
@@ -251,10 +258,11 @@ func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel stri
 			default:
 				m.channels.Leaving(c, channel)
 				ts, err = m.state.LeavePresence(ctx, app.ID, channel, user)
-				if errors.Is(err, scaling.ErrShareLost) && attempt < maxRecoveries {
-					return // still subscribed here: try again once the state is whole
+				if !errors.Is(err, scaling.ErrShareLost) {
+					m.channels.Unsubscribe(c, channel)
 				}
-				m.channels.Unsubscribe(c, channel)
+				// Lost: still subscribed here, so that the state made
+				// whole again counts it, and the leave is tried again.
 			}
 		})
 		if m.recover(ctx, err, attempt) {
@@ -264,6 +272,9 @@ func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel stri
 			// The shared state remembers the leave and announces it
 			// once it is whole again.
 			m.log.Warn("presence leave failed", "channel", channel, "err", err)
+		}
+		if errors.Is(err, scaling.ErrShareLost) {
+			m.change(func() { m.channels.Unsubscribe(c, channel) })
 		}
 		m.decided(ctx, ts)
 		return

@@ -214,6 +214,7 @@ type flakyState struct {
 	fail                 error
 	mu                   sync.Mutex
 	joins, leaves, conns int
+	removes              int
 	recovers             atomic.Int32
 	recoverErr           error
 	// onLeave runs before each LeavePresence, failed or not.
@@ -252,6 +253,13 @@ func (s *flakyState) AddConnection(ctx context.Context, appID string, limit int)
 		return false, s.fail
 	}
 	return s.State.AddConnection(ctx, appID, limit)
+}
+
+func (s *flakyState) RemoveConnection(ctx context.Context, appID string) error {
+	if s.failing(&s.removes) {
+		return s.fail
+	}
+	return s.State.RemoveConnection(ctx, appID)
 }
 
 func (s *flakyState) Recover(context.Context) error {
@@ -296,6 +304,46 @@ func TestChangesRecoverALostShare(t *testing.T) {
 	snap, err = state.PresenceMembers(ctx, app.ID, "presence-room")
 	require.NoError(t, err)
 	assert.Empty(t, snap.Members)
+}
+
+// TestGivingUpOnALostShare: when the shared state stays lost (Recover
+// fails, or it is lost again and again), a leave and a release still take
+// the socket out of this node, and the leave is left for the state to
+// announce once it is whole.
+func TestGivingUpOnALostShare(t *testing.T) {
+	tests := []struct {
+		name       string
+		recoverErr error
+		recovers   int32
+	}{
+		{name: "recover fails", recoverErr: errors.New("the link is down"), recovers: 2},
+		{name: "lost again and again", recovers: 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			app := testApp()
+			manager := channels.NewManager()
+			registry := connection.NewRegistry()
+			state := &flakyState{State: scaling.NewLocalState(scaling.NewLocal()), fail: scaling.ErrShareLost, recoverErr: tt.recoverErr}
+			m := membership.New(manager, registry, state, nil, discard)
+			c, _ := newConn(t, "1.1", app)
+			require.Nil(t, m.Admit(ctx, c))
+			require.NoError(t, m.Join(ctx, c, "presence-room", &pusher.Member{UserID: "u1"}))
+			state.mu.Lock()
+			state.leaves, state.removes = 1<<20, 1<<20
+			state.mu.Unlock()
+
+			m.Disconnect(ctx, c)
+			m.Release(ctx, c)
+
+			_, subscribed := manager.Subscription(c, "presence-room")
+			assert.False(t, subscribed)
+			assert.Empty(t, manager.Held())
+			assert.Zero(t, registry.Count(app.ID))
+			assert.Equal(t, tt.recovers, state.recovers.Load(), "recoveries asked for by the leave and the release")
+		})
+	}
 }
 
 // TestAdmitWithoutTheSharedState: a socket is admitted when the state

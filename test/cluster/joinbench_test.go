@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/fizz-server/fizz/app"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
@@ -37,7 +38,8 @@ func BenchmarkJoinLeave(b *testing.B) {
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
-			nodes := startNodes(b, tt.scaling, tt.nodes, nil)
+			// Nodes log at info: debug lines would be part of what is measured.
+			nodes := startNodes(b, tt.scaling, tt.nodes, func(c *app.Config) { c.Log.Level = "info" })
 			workers := make(chan *joinWorker, joinWorkers)
 			for i := range joinWorkers {
 				workers <- &joinWorker{

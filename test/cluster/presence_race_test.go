@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -52,20 +51,11 @@ func (op raceOp) do(channel string) error {
 // runAtOnce runs every op on its own goroutine, released together.
 func runAtOnce(t *testing.T, channel string, ops []raceOp) {
 	t.Helper()
-	start := make(chan struct{})
-	errs := make([]error, len(ops))
-	var wg sync.WaitGroup
+	clients := make([]*pusherclient.Client, len(ops))
 	for i, op := range ops {
-		wg.Go(func() {
-			<-start
-			errs[i] = op.do(channel)
-		})
+		clients[i] = op.socket.client
 	}
-	close(start)
-	wg.Wait()
-	for i, err := range errs {
-		require.NoError(t, err, "socket of %s on %s", ops[i].socket.user, ops[i].socket.node)
-	}
+	atOnce(t, clients, func(i int, _ *pusherclient.Client) error { return ops[i].do(channel) })
 }
 
 // replay checks what a socket heard on channel, in arrival order, against

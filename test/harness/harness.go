@@ -89,7 +89,7 @@ func Start(t testing.TB, mutate func(*app.Config)) *Node {
 	n := &Node{Config: cfg, App: cfg.Apps[0]}
 	n.HTTP = &http.Client{Timeout: 10 * time.Second}
 	var srv *server.Server
-	n.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &n.Stats))
+	n.fx = fxtest.New(t, app.Options(cfg, LoggerAt(t, logLevel(cfg.Log.Level))), fx.Populate(&srv, &n.Stats))
 	n.fx.RequireStart()
 	t.Cleanup(n.Stop)
 	t.Cleanup(n.HTTP.CloseIdleConnections)
@@ -147,11 +147,25 @@ func (n *Node) PusherFor(a apps.App) *pusherhttp.Client {
 // Logger returns a debug-level logger that writes to t.Log until the test
 // has finished, and nowhere afterwards (t.Log then panics). fx's own
 // events (component=fx) are left out: they are many and say little here.
-func Logger(t testing.TB) *slog.Logger {
+func Logger(t testing.TB) *slog.Logger { return LoggerAt(t, slog.LevelDebug) }
+
+// LoggerAt is Logger at another level: benchmarks log at info, so that
+// debug lines do not weigh on what they measure.
+func LoggerAt(t testing.TB, level slog.Level) *slog.Logger {
 	w := &testWriter{t: t}
 	// Registered first, so it runs last: after the node has stopped.
 	t.Cleanup(w.stop)
-	return slog.New(quietFx{slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	return slog.New(quietFx{slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})})
+}
+
+// logLevel returns the level of a configured FIZZ_LOG_LEVEL (debug
+// unless it says otherwise).
+func logLevel(name string) slog.Level {
+	var l slog.Level
+	if name == "" || l.UnmarshalText([]byte(name)) != nil {
+		return slog.LevelDebug
+	}
+	return l
 }
 
 // quietFx drops the records of loggers tagged component=fx.
