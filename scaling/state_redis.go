@@ -317,17 +317,20 @@ func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID s
 			r, err = parseReply(res)
 		}
 		if err == nil {
-			s.mu.Lock()
-			delete(s.unannounced, key)
-			s.mu.Unlock()
+			if len(r.transitions) > 0 {
+				// Written: a leave remembered before is done with.
+				// (A leave that found no socket here changes nothing,
+				// and leaves what is remembered to gone.)
+				s.mu.Lock()
+				delete(s.unannounced, key)
+				s.mu.Unlock()
+			}
 			return r.transitions, nil
 		}
 		if !errors.Is(err, ErrShareLost) {
 			s.dirty.Store(true)
 		}
 	}
-	// Remembered even when the caller tries again once the state is
-	// whole: a leave that then succeeds forgets it.
 	s.mu.Lock()
 	s.unannounced[key] = struct{}{}
 	s.mu.Unlock()

@@ -43,13 +43,9 @@ type member struct {
 // from then on member events with a Seq at most after are dropped: the
 // list the socket got already has them. Events without a Seq (0) are
 // never dropped.
-//
-// A subscription that is being given up (leaving) hears no more member
-// events: its own departure among them.
 type subscriber struct {
 	userID  string // "" off presence
 	pending bool
-	leaving bool
 	held    []heldEvent
 	after   uint64
 }
@@ -113,8 +109,6 @@ func (ch *Channel) broadcastMember(frame []byte, exceptID string, seq uint64) in
 			continue
 		}
 		switch {
-		case s.leaving:
-			continue
 		case s.pending:
 			s.hold(c, frame, seq)
 		case seq != 0 && seq <= s.after:

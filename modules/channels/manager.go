@@ -105,18 +105,6 @@ func (m *Manager) Subscription(c *connection.Conn, channel string) (userID strin
 	return s.userID, true
 }
 
-// Leaving marks c's subscription to channel as being given up: it hears
-// no more member events, while the shared state takes the leave.
-func (m *Manager) Leaving(c *connection.Conn, channel string) {
-	if ch := m.Find(c.App().ID, channel); ch != nil {
-		ch.mu.Lock()
-		if s := ch.subs[c]; s != nil {
-			s.leaving, s.held = true, nil
-		}
-		ch.mu.Unlock()
-	}
-}
-
 // Subscriptions returns how many sockets of this node are subscribed to
 // channel.
 func (m *Manager) Subscriptions(appID, channel string) int {

@@ -20,7 +20,6 @@ import (
 // TestMemberEventsAroundReady.
 type memberStep struct {
 	ready   bool   // Ready with seq (and a member list named "list@seq")
-	leaving bool   // Leaving
 	regular bool   // a regular event, not a member event
 	name    string // the event's payload
 	seq     uint64
@@ -75,11 +74,6 @@ func TestMemberEventsAroundReady(t *testing.T) {
 			want: []string{list(5)},
 		},
 		{
-			name: "a leaving subscription hears no member event, held or new",
-			give: []memberStep{memberEvent("a", 6), {leaving: true}, readyAt(5), memberEvent("b", 7), {regular: true, name: `"hello"`}},
-			want: []string{list(5), `"hello"`},
-		},
-		{
 			name: "a repeated subscription sends the new list and raises the bar",
 			give: []memberStep{readyAt(5), memberEvent("a", 7), readyAt(9), memberEvent("b", 8), readyAt(3), memberEvent("c", 9), memberEvent("d", 10)},
 			want: []string{list(5), `"a@7"`, list(9), list(3), `"d@10"`},
@@ -97,8 +91,6 @@ func TestMemberEventsAroundReady(t *testing.T) {
 				switch {
 				case st.ready:
 					m.Ready(c, channel, st.seq, []byte(list(st.seq)))
-				case st.leaving:
-					m.Leaving(c, channel)
 				case st.regular:
 					m.Broadcast(app.ID, channel, frame, st.except)
 				default:

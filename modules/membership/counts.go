@@ -23,27 +23,52 @@ type channelKey struct{ appID, channel string }
 // at once and a burst shares one round trip. Counts are absolute and one
 // goroutine writes them, so the last write of a channel always carries
 // its latest count.
+//
+// touch returns a channel that is closed once a write that read the
+// touched count has ended (written, or failed and left to the next
+// re-assert). Membership waits for it before it answers a subscription
+// and before it handles the socket's next frame, so the cluster has
+// counted what a socket did before anything that socket does next.
 type counter struct {
 	m *Membership
 
 	mu      sync.Mutex
 	touched map[channelKey]struct{}
+	written chan struct{} // closed when the next write ends; nil: none asked
+	stopped bool          // the last write is done: touch waits for nothing
 	wake    chan struct{} // cap 1: touched has something
 }
+
+// closed is a channel that is closed, for touches that wait for nothing.
+var closed = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 func newCounter(m *Membership) *counter {
 	return &counter{m: m, touched: make(map[channelKey]struct{}), wake: make(chan struct{}, 1)}
 }
 
-// touch marks a channel whose count on this node changed.
-func (c *counter) touch(appID, channel string) {
+// touch marks a channel whose count on this node changed and returns a
+// channel closed once that count has been written.
+func (c *counter) touch(appID, channel string) <-chan struct{} {
 	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return closed
+	}
 	c.touched[channelKey{appID, channel}] = struct{}{}
+	if c.written == nil {
+		c.written = make(chan struct{})
+	}
+	written := c.written
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	return written
 }
 
 // run writes touched channels until ctx ends, then once more.
@@ -54,8 +79,11 @@ func (c *counter) run(ctx context.Context) {
 			c.write(ctx)
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), countTimeout)
+			defer cancel()
+			c.mu.Lock()
+			c.stopped = true
+			c.mu.Unlock()
 			c.write(final)
-			cancel()
 			return
 		}
 	}
@@ -64,9 +92,12 @@ func (c *counter) run(ctx context.Context) {
 // write writes the counts of the channels touched so far.
 func (c *counter) write(ctx context.Context) {
 	c.mu.Lock()
-	touched := c.touched
-	c.touched = make(map[channelKey]struct{})
+	touched, written := c.touched, c.written
+	c.touched, c.written = make(map[channelKey]struct{}), nil
 	c.mu.Unlock()
+	if written != nil {
+		defer close(written)
+	}
 	if len(touched) == 0 {
 		return
 	}
@@ -95,5 +126,13 @@ func (c *counter) write(ctx context.Context) {
 			m.log.Debug("writing subscription counts failed", "channels", len(touched), "err", err)
 		}
 		return
+	}
+}
+
+// wait waits for a touch's write, or for ctx.
+func wait(ctx context.Context, written <-chan struct{}) {
+	select {
+	case <-written:
+	case <-ctx.Done():
 	}
 }

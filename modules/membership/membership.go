@@ -49,12 +49,29 @@ type Membership struct {
 
 var _ scaling.ShareSource = (*Membership)(nil)
 
-// New returns a Membership. It starts nothing; Run keeps the shared state
+// New returns a Membership. It starts nothing: Run keeps the shared state
 // and the counter going.
 func New(manager *channels.Manager, registry *connection.Registry, state scaling.State, st *stats.Stats, log *slog.Logger) *Membership {
 	m := &Membership{channels: manager, registry: registry, state: state, stats: st, log: log}
 	m.counts = newCounter(m)
 	return m
+}
+
+// Run keeps the shared state's upkeep (scaling.State.Run, with this
+// node's share) and the subscription counter going until ctx ends. The
+// counter then writes what is left before the upkeep stops (which drops
+// this node's lease).
+func (m *Membership) Run(ctx context.Context) {
+	upkeep, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.state.Run(upkeep, m, m.decided)
+	}()
+	m.counts.run(ctx)
+	stop()
+	wg.Wait()
 }
 
 // change runs f, a change of this node's share, under the share lock's
@@ -178,10 +195,13 @@ func (m *Membership) Join(ctx context.Context, c *connection.Conn, channel strin
 		return fmt.Errorf("join %s: a presence channel needs a member", channel)
 	}
 	if !kind.Presence {
+		var written <-chan struct{}
 		m.change(func() {
 			m.channels.Subscribe(c, channel, nil)
-			m.counts.touch(c.App().ID, channel)
+			written = m.counts.touch(c.App().ID, channel)
 		})
+		// Counted in the cluster before the client hears it is in.
+		wait(ctx, written)
 		c.Send(succeeded(channel))
 		return nil
 	}
@@ -241,53 +261,63 @@ func (m *Membership) succeededAgain(ctx context.Context, c *connection.Conn, cha
 	}
 }
 
-// Leave unsubscribes c from channel; leaving a channel it is not
-// subscribed to does nothing.
+// Leave unsubscribes c from channel, and returns once the cluster's
+// shared state has it; leaving a channel it is not subscribed to does
+// nothing.
 func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel string) {
+	wait(ctx, m.leave(ctx, c, channel))
+}
+
+// leave is Leave without the wait for the counter: it returns what to
+// wait for (a closed channel when nothing).
+//
+// The socket leaves this node's channels first, then the shared state,
+// which announces what follows: whoever hears member_removed and then asks
+// any node for the channel's users no longer finds this socket's user
+// there. A leave the state cannot take is remembered by the state, which
+// announces it once it is whole again (after Recover, or its next
+// heartbeat); it is not tried again, as the re-assert already wrote this
+// node's share without it.
+func (m *Membership) leave(ctx context.Context, c *connection.Conn, channel string) <-chan struct{} {
 	app := c.App()
-	for attempt := 0; ; attempt++ {
-		var ts []scaling.Transition
-		var err error
-		m.change(func() {
-			user, ok := m.channels.Subscription(c, channel)
-			switch {
-			case !ok:
-			case user == "":
-				m.channels.Unsubscribe(c, channel)
-				m.counts.touch(app.ID, channel)
-			default:
-				m.channels.Leaving(c, channel)
-				ts, err = m.state.LeavePresence(ctx, app.ID, channel, user)
-				if !errors.Is(err, scaling.ErrShareLost) {
-					m.channels.Unsubscribe(c, channel)
-				}
-				// Lost: still subscribed here, so that the state made
-				// whole again counts it, and the leave is tried again.
-			}
-		})
-		if m.recover(ctx, err, attempt) {
-			continue
+	written := (<-chan struct{})(closed)
+	var ts []scaling.Transition
+	var err error
+	m.change(func() {
+		user, ok := m.channels.Subscription(c, channel)
+		m.channels.Unsubscribe(c, channel)
+		switch {
+		case !ok:
+		case user == "":
+			written = m.counts.touch(app.ID, channel)
+		default:
+			ts, err = m.state.LeavePresence(ctx, app.ID, channel, user)
 		}
-		if err != nil {
-			// The shared state remembers the leave and announces it
-			// once it is whole again.
-			m.log.Warn("presence leave failed", "channel", channel, "err", err)
+	})
+	m.decided(ctx, ts)
+	switch {
+	case errors.Is(err, scaling.ErrShareLost):
+		if err := m.state.Recover(ctx); err != nil {
+			m.log.Warn("the shared state could not be made whole", "err", err)
 		}
-		if errors.Is(err, scaling.ErrShareLost) {
-			m.change(func() { m.channels.Unsubscribe(c, channel) })
-		}
-		m.decided(ctx, ts)
-		return
+	case err != nil:
+		m.log.Warn("presence leave failed; the shared state announces it later", "channel", channel, "err", err)
 	}
+	return written
 }
 
 // Disconnect takes a finished socket out of every channel it was in,
-// then out of the index of sockets by user.
+// then out of the index of sockets by user, and returns once the
+// cluster's shared state has it.
 func (m *Membership) Disconnect(ctx context.Context, c *connection.Conn) {
+	written := (<-chan struct{})(closed)
 	for _, channel := range c.Channels() {
-		m.Leave(ctx, c, channel)
+		if w := m.leave(ctx, c, channel); w != closed {
+			written = w // writes end in order: the last touch's ends last
+		}
 	}
 	m.channels.Disconnect(c)
+	wait(ctx, written)
 }
 
 // decided acts on the transitions this node decided: each is counted,

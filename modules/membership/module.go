@@ -38,32 +38,22 @@ func newMembership(p params) *Membership {
 	return New(p.Channels, p.Registry, p.State, p.Stats, p.Log)
 }
 
-// run keeps the shared state's upkeep and the counter going for the life
-// of the app. On stop the counter writes what is left before the upkeep
-// ends (which drops this node's lease).
+// run runs Membership.Run for the life of the app.
 func run(lc fx.Lifecycle, m *Membership) {
 	ctx, cancel := context.WithCancel(context.Background())
-	countCtx, stopCounting := context.WithCancel(ctx)
-	var upkeep, counting sync.WaitGroup
+	var wg sync.WaitGroup
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			upkeep.Add(1)
+			wg.Add(1)
 			go func() {
-				defer upkeep.Done()
-				m.state.Run(ctx, m, m.decided)
-			}()
-			counting.Add(1)
-			go func() {
-				defer counting.Done()
-				m.counts.run(countCtx)
+				defer wg.Done()
+				m.Run(ctx)
 			}()
 			return nil
 		},
 		OnStop: func(context.Context) error {
-			stopCounting()
-			counting.Wait()
 			cancel()
-			upkeep.Wait()
+			wg.Wait()
 			return nil
 		},
 	})

@@ -130,7 +130,7 @@ func newRaceNode(t *testing.T) *raceNode {
 	manager := channels.NewManager()
 	pubsub := &steppedPubSub{}
 	state := &hookedState{State: scaling.NewLocalState(pubsub)}
-	m := membership.New(manager, connection.NewRegistry(), state, nil, log)
+	m := running(t, manager, connection.NewRegistry(), state)
 	router, err := scaling.NewRouter([]scaling.Handler{m}, log)
 	require.NoError(t, err)
 	require.NoError(t, pubsub.Subscribe(context.Background(), router.Deliver))
