@@ -26,43 +26,44 @@ type channelKey struct{ appID, channel string }
 //
 // touch returns a channel that is closed once a write that read the
 // touched count has ended (written, or failed and left to the next
-// re-assert). Membership waits for it before it answers a subscription
-// and before it handles the socket's next frame, so the cluster has
-// counted what a socket did before anything that socket does next.
+// re-assert), or nil when the cluster counts this node's sockets on the
+// channel already. Membership waits for it before it answers a
+// subscription, so the cluster counts a channel as occupied by this node
+// before any of the node's subscribers to it (or anyone they tell) can act
+// on it; subscriptions to a channel the node is known to hold go at once.
 type counter struct {
 	m *Membership
 
 	mu      sync.Mutex
 	touched map[channelKey]struct{}
-	written chan struct{} // closed when the next write ends; nil: none asked
-	stopped bool          // the last write is done: touch waits for nothing
-	wake    chan struct{} // cap 1: touched has something
+	known   map[channelKey]int // counts written, while above 0
+	written chan struct{}      // closed when the next write ends; nil: none asked
+	stopped bool               // the last write is done: touch waits for nothing
+	wake    chan struct{}      // cap 1: touched has something
 }
 
-// closed is a channel that is closed, for touches that wait for nothing.
-var closed = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
-
 func newCounter(m *Membership) *counter {
-	return &counter{m: m, touched: make(map[channelKey]struct{}), wake: make(chan struct{}, 1)}
+	return &counter{m: m, touched: make(map[channelKey]struct{}), known: make(map[channelKey]int), wake: make(chan struct{}, 1)}
 }
 
 // touch marks a channel whose count on this node changed and returns a
-// channel closed once that count has been written.
+// channel closed once that count has been written, or nil when there is
+// nothing to wait for (see counter).
 func (c *counter) touch(appID, channel string) <-chan struct{} {
+	key := channelKey{appID, channel}
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()
-		return closed
+		return nil
 	}
-	c.touched[channelKey{appID, channel}] = struct{}{}
-	if c.written == nil {
-		c.written = make(chan struct{})
+	c.touched[key] = struct{}{}
+	var written chan struct{}
+	if c.known[key] == 0 {
+		if c.written == nil {
+			c.written = make(chan struct{})
+		}
+		written = c.written
 	}
-	written := c.written
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -109,14 +110,15 @@ func (c *counter) write(ctx context.Context) {
 		var err error
 		// Read and written under the share lock, so that a re-assert
 		// never falls between reading a count and writing it.
+		counts := make([]scaling.ChannelCount, 0, len(touched))
 		m.change(func() {
-			counts := make([]scaling.ChannelCount, 0, len(touched))
 			for k := range touched {
 				counts = append(counts, scaling.ChannelCount{AppID: k.appID, Channel: k.channel, Subscriptions: m.channels.Subscriptions(k.appID, k.channel)})
 			}
 			ts, err = m.state.SetSubscriptions(ctx, counts)
 		})
 		m.decided(ctx, ts)
+		c.learn(counts, err)
 		if m.recover(ctx, err, attempt) {
 			continue
 		}
@@ -129,8 +131,26 @@ func (c *counter) write(ctx context.Context) {
 	}
 }
 
-// wait waits for a touch's write, or for ctx.
+// learn records the counts a write wrote; a failed write forgets them,
+// so that the next subscriptions wait for a write again.
+func (c *counter) learn(counts []scaling.ChannelCount, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range counts {
+		key := channelKey{n.AppID, n.Channel}
+		if err != nil || n.Subscriptions == 0 {
+			delete(c.known, key)
+		} else {
+			c.known[key] = n.Subscriptions
+		}
+	}
+}
+
+// wait waits for a touch's write (nil: none), or for ctx.
 func wait(ctx context.Context, written <-chan struct{}) {
+	if written == nil {
+		return
+	}
 	select {
 	case <-written:
 	case <-ctx.Done():

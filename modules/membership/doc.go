@@ -12,9 +12,8 @@
 // at a time, as they happen, because their answer (the member list) comes
 // from it. Subscriptions to other channels change this node's channels; a
 // counter then writes each touched channel's new count to the shared
-// state from one goroutine, many channels in one round trip, and the
-// subscription is answered (or the socket's next frame handled) once its
-// count is written. Either way a socket joins this node's channels before
+// state from one goroutine, many channels in one round trip, and a
+// subscription is answered once its count is written. Either way a socket joins this node's channels before
 // the shared state hears of it and leaves them before too, so whoever
 // hears of a change and asks any node finds it there.
 //

@@ -261,15 +261,8 @@ func (m *Membership) succeededAgain(ctx context.Context, c *connection.Conn, cha
 	}
 }
 
-// Leave unsubscribes c from channel, and returns once the cluster's
-// shared state has it; leaving a channel it is not subscribed to does
-// nothing.
-func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel string) {
-	wait(ctx, m.leave(ctx, c, channel))
-}
-
-// leave is Leave without the wait for the counter: it returns what to
-// wait for (a closed channel when nothing).
+// Leave unsubscribes c from channel; leaving a channel it is not
+// subscribed to does nothing.
 //
 // The socket leaves this node's channels first, then the shared state,
 // which announces what follows: whoever hears member_removed and then asks
@@ -278,9 +271,8 @@ func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel stri
 // announces it once it is whole again (after Recover, or its next
 // heartbeat); it is not tried again, as the re-assert already wrote this
 // node's share without it.
-func (m *Membership) leave(ctx context.Context, c *connection.Conn, channel string) <-chan struct{} {
+func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel string) {
 	app := c.App()
-	written := (<-chan struct{})(closed)
 	var ts []scaling.Transition
 	var err error
 	m.change(func() {
@@ -289,7 +281,7 @@ func (m *Membership) leave(ctx context.Context, c *connection.Conn, channel stri
 		switch {
 		case !ok:
 		case user == "":
-			written = m.counts.touch(app.ID, channel)
+			m.counts.touch(app.ID, channel)
 		default:
 			ts, err = m.state.LeavePresence(ctx, app.ID, channel, user)
 		}
@@ -303,21 +295,15 @@ func (m *Membership) leave(ctx context.Context, c *connection.Conn, channel stri
 	case err != nil:
 		m.log.Warn("presence leave failed; the shared state announces it later", "channel", channel, "err", err)
 	}
-	return written
 }
 
 // Disconnect takes a finished socket out of every channel it was in,
-// then out of the index of sockets by user, and returns once the
-// cluster's shared state has it.
+// then out of the index of sockets by user.
 func (m *Membership) Disconnect(ctx context.Context, c *connection.Conn) {
-	written := (<-chan struct{})(closed)
 	for _, channel := range c.Channels() {
-		if w := m.leave(ctx, c, channel); w != closed {
-			written = w // writes end in order: the last touch's ends last
-		}
+		m.Leave(ctx, c, channel)
 	}
 	m.channels.Disconnect(c)
-	wait(ctx, written)
 }
 
 // decided acts on the transitions this node decided: each is counted,
