@@ -502,3 +502,47 @@ func TestHandlePresenceEnvelopes(t *testing.T) {
 		})
 	}
 }
+
+// gatedState holds every SetSubscriptions until the test lets one through.
+type gatedState struct {
+	scaling.State
+	gate chan struct{}
+}
+
+func (s *gatedState) SetSubscriptions(ctx context.Context, counts []scaling.ChannelCount) ([]scaling.Transition, error) {
+	<-s.gate
+	return s.State.SetSubscriptions(ctx, counts)
+}
+
+// TestSubscriptionWaitsUntilTheClusterCountsTheNode: the first socket of
+// this node on a channel is answered once the cluster counts the node
+// there; the next ones are answered at once.
+func TestSubscriptionWaitsUntilTheClusterCountsTheNode(t *testing.T) {
+	ctx := context.Background()
+	app := testApp()
+	state := &gatedState{State: scaling.NewLocalState(scaling.NewLocal()), gate: make(chan struct{})}
+	m := running(t, channels.NewManager(), connection.NewRegistry(), state)
+	t.Cleanup(func() { close(state.gate) }) // before Run stops: lets any last write through
+	first, _ := newConn(t, "1.1", app)
+	second, _ := newConn(t, "1.2", app)
+
+	joined := make(chan error, 1)
+	go func() { joined <- m.Join(ctx, first, "news", nil) }()
+	select {
+	case <-joined:
+		t.Fatal("answered before the cluster counted the node on the channel")
+	case <-time.After(30 * time.Millisecond):
+	}
+	state.gate <- struct{}{}
+	require.NoError(t, <-joined)
+
+	done := make(chan error, 1)
+	go func() { done <- m.Join(ctx, second, "news", nil) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("a second subscriber waited for the count")
+	}
+	state.gate <- struct{}{} // the second subscriber's count
+}
