@@ -3,17 +3,19 @@ package app
 import (
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/server"
+	"github.com/fizz-server/fizz/modules/webhooks"
 	"github.com/fizz-server/fizz/scaling"
 )
 
 // Config is everything a Fizz node is started with. Load builds it; each
 // module is given only its own part by Options.
 type Config struct {
-	Server  server.Config
-	Scaling scaling.Config
-	Apps    []apps.App
-	Metrics MetricsConfig
-	Log     LogConfig
+	Server   server.Config
+	Scaling  scaling.Config
+	Apps     []apps.App
+	Metrics  MetricsConfig
+	Log      LogConfig
+	Webhooks webhooks.Config
 }
 
 // MetricsConfig is the Prometheus listener.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/server"
+	"github.com/fizz-server/fizz/modules/webhooks"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -61,6 +62,12 @@ func Defaults() Config {
 		Apps:    []apps.App{defaultApp()},
 		Metrics: MetricsConfig{Host: "127.0.0.1", Port: 9601},
 		Log:     LogConfig{Level: "info"},
+		Webhooks: webhooks.Config{
+			LeaveDelay:  webhooks.DefaultLeaveDelay,
+			Timeout:     webhooks.DefaultTimeout,
+			RetryFor:    webhooks.DefaultRetryFor,
+			BatchWindow: webhooks.DefaultBatchWindow,
+		},
 	}
 }
 

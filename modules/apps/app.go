@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -48,6 +49,40 @@ type App struct {
 	MaxPresenceUserInfo int
 	// ClientEventsPerSecond caps client events per socket; 0 means no cap.
 	ClientEventsPerSecond int
+
+	// Webhooks are the app's webhooks, each sent every event it wants.
+	Webhooks []Webhook
+	// WebhookBatching sends several events per POST.
+	WebhookBatching bool
+}
+
+// Webhook is one URL that receives an app's webhook events (Pusher's
+// contract: a signed POST of {"time_ms", "events"}).
+type Webhook struct {
+	// URL is where events are POSTed: http or https.
+	URL string `json:"url" yaml:"url"`
+	// EventTypes are the event names it wants (pusher.WebhookEvents);
+	// empty: every one.
+	EventTypes []string `json:"event_types,omitempty" yaml:"event_types"`
+	// Filter keeps the events of some channels only.
+	Filter WebhookFilter `json:"filter,omitempty" yaml:"filter"`
+	// Headers are sent with every POST; they never replace X-Pusher-*.
+	Headers map[string]string `json:"headers,omitempty" yaml:"headers"`
+}
+
+// WebhookFilter keeps the events of channels whose names start and end
+// as given (an empty string matches every name).
+type WebhookFilter struct {
+	ChannelNameStartsWith string `json:"channel_name_starts_with,omitempty" yaml:"channel_name_starts_with"`
+	ChannelNameEndsWith   string `json:"channel_name_ends_with,omitempty" yaml:"channel_name_ends_with"`
+}
+
+// Wants reports whether the webhook takes event name about channel.
+func (w *Webhook) Wants(name, channel string) bool {
+	if len(w.EventTypes) > 0 && !slices.Contains(w.EventTypes, name) {
+		return false
+	}
+	return strings.HasPrefix(channel, w.Filter.ChannelNameStartsWith) && strings.HasSuffix(channel, w.Filter.ChannelNameEndsWith)
 }
 
 // WithDefaults returns a with every unset limit given its default.
