@@ -2,6 +2,7 @@ package app
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
 	"go.uber.org/fx"
@@ -14,8 +15,10 @@ import (
 	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/metrics"
+	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/server"
 	"github.com/fizz-server/fizz/modules/stats"
+	"github.com/fizz-server/fizz/modules/webhooks"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -27,8 +30,9 @@ const StopTimeout = 15 * time.Second
 // Options composes a Fizz node from cfg, logging to log. Tests pass their
 // own Config and logger, and swap parts with fx.Replace or fx.Decorate.
 func Options(cfg Config, log *slog.Logger) fx.Option {
+	cfg.Scaling.Webhooks = webhookKinds(cfg.Apps)
 	return fx.Options(
-		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}),
+		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, cfg.Webhooks, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}),
 		fx.Supply(log),
 		fx.Supply(stats.Config{Host: cfg.Metrics.Host, Port: cfg.Metrics.Port}),
 		fx.WithLogger(func() fxevent.Logger {
@@ -43,9 +47,27 @@ func Options(cfg Config, log *slog.Logger) fx.Option {
 		channels.Module,
 		membership.Module,
 		dispatcher.Module,
+		webhooks.Module,
 		metrics.Module,
 		stats.Module,
 		handlers.Module,
 		server.Module,
 	)
+}
+
+// webhookKinds lists, per app with webhooks, every event name one of its
+// webhooks wants (scaling.Config.Webhooks).
+func webhookKinds(list []apps.App) map[string][]string {
+	out := make(map[string][]string)
+	for _, a := range list {
+		for _, name := range pusher.WebhookEvents {
+			for i := range a.Webhooks {
+				if len(a.Webhooks[i].EventTypes) == 0 || slices.Contains(a.Webhooks[i].EventTypes, name) {
+					out[a.ID] = append(out[a.ID], name)
+					break
+				}
+			}
+		}
+	}
+	return out
 }

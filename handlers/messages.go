@@ -18,6 +18,7 @@ import (
 	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/stats"
+	"github.com/fizz-server/fizz/modules/webhooks"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -33,6 +34,7 @@ type MessageHandler struct {
 	membership *membership.Membership
 	state      scaling.State
 	dispatcher *dispatcher.Dispatcher
+	webhooks   *webhooks.Sender
 	stats      *stats.Stats
 	log        *slog.Logger
 	now        func() time.Time
@@ -45,13 +47,15 @@ type MessageHandlerParams struct {
 	Membership *membership.Membership
 	State      scaling.State
 	Dispatcher *dispatcher.Dispatcher
+	Webhooks   *webhooks.Sender
 	Stats      *stats.Stats
 	Log        *slog.Logger
 }
 
 // NewMessageHandler returns a MessageHandler.
 func NewMessageHandler(p MessageHandlerParams) *MessageHandler {
-	return &MessageHandler{channels: p.Channels, membership: p.Membership, state: p.State, dispatcher: p.Dispatcher, stats: p.Stats, log: p.Log, now: time.Now}
+	return &MessageHandler{channels: p.Channels, membership: p.Membership, state: p.State, dispatcher: p.Dispatcher,
+		webhooks: p.Webhooks, stats: p.Stats, log: p.Log, now: time.Now}
 }
 
 var pongFrame = pusher.EncodeEvent(pusher.EventPong, "", json.RawMessage("{}"), "")
@@ -191,6 +195,7 @@ func (h *MessageHandler) replayCache(ctx context.Context, c *connection.Conn, ch
 		return
 	}
 	c.Send(pusher.EncodeEvent(pusher.EventCacheMiss, channel, nil, ""))
+	h.webhooks.CacheMiss(ctx, c.App(), channel)
 }
 
 // authorised checks a private channel's auth signature; a server-to-user
@@ -290,7 +295,11 @@ func (h *MessageHandler) clientEvent(ctx context.Context, c *connection.Conn, f 
 	}
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	return h.dispatcher.Dispatch(ctx, app.ID, ev, c.ID())
+	if err := h.dispatcher.Dispatch(ctx, app.ID, ev, c.ID()); err != nil {
+		return err
+	}
+	h.webhooks.ClientEvent(ctx, app, f.Channel, f.Event, ev.Data, c.ID(), ev.UserID)
+	return nil
 }
 
 // clip shortens client-supplied text echoed in an error.

@@ -15,4 +15,8 @@ type Config struct {
 	// Lease is how long a silent node's share of the shared state
 	// survives it (DefaultLease when zero).
 	Lease time.Duration
+	// Webhooks lists, per app id, the webhook event names some webhook of
+	// the app wants: the shared state puts the transitions of those kinds
+	// in the app's outbox, atomically with the change that decides them.
+	Webhooks map[string][]string
 }

@@ -2,6 +2,7 @@ package scaling
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"go.uber.org/fx"
@@ -11,7 +12,7 @@ import (
 // subscription loop with the app; the loop routes each envelope to the
 // Handler of its kind from the "scaling.handlers" group.
 var Module = fx.Module("scaling",
-	fx.Provide(newProvider, newState),
+	fx.Provide(newProvider, newState, newOutbox),
 	fx.Provide(fx.Annotate(stateHandlers, fx.ResultTags(`group:"scaling.handlers,flatten"`))),
 	fx.Invoke(startSubscription),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "scaling") }),
@@ -48,7 +49,16 @@ func newState(cfg Config, p PubSubProvider, log *slog.Logger) State {
 	if r, ok := p.(*Redis); ok {
 		return NewRedisState(r, cfg, log)
 	}
-	return NewLocalState(p)
+	return NewLocalState(p, cfg.Webhooks)
+}
+
+// newOutbox returns the outbox that goes with the state: both keep it.
+func newOutbox(s State) (Outbox, error) {
+	o, ok := s.(Outbox)
+	if !ok {
+		return nil, fmt.Errorf("scaling: %T keeps no webhook outbox", s)
+	}
+	return o, nil
 }
 
 // stateHandlers returns the handlers of the envelopes the state exchanges

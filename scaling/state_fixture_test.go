@@ -401,7 +401,7 @@ func (c *localCluster) add(t *testing.T) *subject {
 	t.Cleanup(func() { assert.NoError(t, p.Close()) })
 	var s *scaling.LocalState
 	if c.first == nil {
-		s = scaling.NewLocalState(p)
+		s = scaling.NewLocalState(p, nil)
 		c.first = s
 	} else {
 		s = c.first.ForNode(p)
@@ -446,6 +446,8 @@ type nodeOptions struct {
 	url     string        // Redis URL; default: the cluster's Redis
 	lease   time.Duration // default testLease
 	timeout time.Duration // the cluster timeout; default stateWait/2
+	// webhooks is scaling.Config.Webhooks (nil: none).
+	webhooks map[string][]string
 }
 
 // redisNode is one node of a redisCluster.
@@ -490,7 +492,7 @@ func (c *redisCluster) start(t *testing.T, o nodeOptions) *redisNode {
 	if o.timeout == 0 {
 		o.timeout = stateWait / 2
 	}
-	cfg := scaling.Config{Enabled: true, RedisURL: o.url, Channel: c.prefix, Lease: o.lease, Timeout: o.timeout}
+	cfg := scaling.Config{Enabled: true, RedisURL: o.url, Channel: c.prefix, Lease: o.lease, Timeout: o.timeout, Webhooks: o.webhooks}
 	log := harness.Logger(t)
 	r, err := scaling.NewRedis(cfg, log)
 	require.NoError(t, err)

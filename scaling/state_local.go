@@ -3,6 +3,7 @@ package scaling
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -26,6 +27,11 @@ type LocalState struct {
 	pubsub PubSubProvider
 }
 
+var (
+	_ State  = (*LocalState)(nil)
+	_ Outbox = (*LocalState)(nil)
+)
+
 type localData struct {
 	mu       sync.Mutex
 	seq      uint64                   // the last Seq handed out, any channel
@@ -34,6 +40,19 @@ type localData struct {
 	conns    map[string]int
 	pruned   time.Time
 	now      func() time.Time
+
+	hooks  map[string]string // Config.Webhooks (hookedKinds)
+	outbox localOutbox
+	leader string // the view that leads the outbox: the first to ask
+}
+
+// localOutbox is the Outbox of one node, in memory: a bounded queue of
+// what the leader has not read yet.
+type localOutbox struct {
+	queue   []OutboxEntry
+	next    uint64
+	dropped int64
+	ready   chan struct{} // cap 1: queue has something
 }
 
 // localChannel is one channel with subscribers somewhere.
@@ -53,17 +72,18 @@ type cachedEvent struct {
 	at      time.Time
 }
 
-var _ State = (*LocalState)(nil)
-
 // NewLocalState returns an empty LocalState that publishes member
-// transitions through pubsub.
-func NewLocalState(pubsub PubSubProvider) *LocalState {
+// transitions through pubsub and queues, per app, the transitions of the
+// kinds webhooks lists (Config.Webhooks) in its outbox.
+func NewLocalState(pubsub PubSubProvider, webhooks map[string][]string) *LocalState {
 	return &LocalState{
 		data: &localData{
 			channels: make(map[string]*localChannel),
 			cache:    make(map[string]cachedEvent),
 			conns:    make(map[string]int),
 			now:      time.Now,
+			hooks:    hookedKinds(webhooks),
+			outbox:   localOutbox{ready: make(chan struct{}, 1)},
 		},
 		node:   pubsub.Node(),
 		pubsub: pubsub,
@@ -114,11 +134,16 @@ func counted(appID, channel string, before, after int, seq uint64, extra ...Tran
 	return out
 }
 
-// publish sends the member transitions among ts to the cluster. Caller
-// holds d.mu: that is what orders them as the changes. The change is
-// made already, so the publish does not give up when ctx ends.
+// publish sends the member transitions among ts to the cluster and puts
+// those a webhook wants in the outbox. Caller holds d.mu: that is what
+// orders them as the changes. The change is made already, so the publish
+// does not give up when ctx ends.
 func (s *LocalState) publish(ctx context.Context, ts []Transition) {
+	d := s.data
 	for _, t := range ts {
+		if wants(d.hooks[t.AppID], t.Kind) {
+			d.add(t.AppID, d.now(), webhookEvent(t))
+		}
 		if t.Kind != MemberAdded && t.Kind != MemberRemoved {
 			continue
 		}
@@ -201,7 +226,7 @@ func (s *LocalState) PresenceMembers(_ context.Context, appID, channel string) (
 }
 
 // SetSubscriptions implements State.
-func (s *LocalState) SetSubscriptions(_ context.Context, counts []ChannelCount) ([]Transition, error) {
+func (s *LocalState) SetSubscriptions(ctx context.Context, counts []ChannelCount) ([]Transition, error) {
 	d := s.data
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -220,7 +245,9 @@ func (s *LocalState) SetSubscriptions(_ context.Context, counts []ChannelCount) 
 			delete(ch.nodes, s.node)
 		}
 		d.seq++
-		out = append(out, counted(c.AppID, c.Channel, before, ch.total, d.seq)...)
+		ts := counted(c.AppID, c.Channel, before, ch.total, d.seq)
+		s.publish(ctx, ts)
+		out = append(out, ts...)
 		d.drop(key, ch)
 	}
 	return out, nil
@@ -288,4 +315,87 @@ func (s *LocalState) Recover(context.Context) error { return nil }
 // Run implements State: one node has no lease to keep, so it waits for ctx.
 func (s *LocalState) Run(ctx context.Context, _ ShareSource, _ func(context.Context, []Transition)) {
 	<-ctx.Done()
+}
+
+// add queues an event of appID, dropping the oldest beyond OutboxLimit.
+// Caller holds d.mu.
+func (d *localData) add(appID string, at time.Time, event json.RawMessage) {
+	o := &d.outbox
+	if len(o.queue) >= OutboxLimit {
+		o.queue[0] = OutboxEntry{}
+		o.queue = o.queue[1:]
+		o.dropped++
+	}
+	o.next++
+	o.queue = append(o.queue, OutboxEntry{AppID: appID, ID: fmt.Sprintf("%d-%d", at.UnixMilli(), o.next), At: at, Event: event})
+	select {
+	case o.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Add implements Outbox.
+func (s *LocalState) Add(_ context.Context, appID string, events ...json.RawMessage) error {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	for _, ev := range events {
+		d.add(appID, now, ev)
+	}
+	return nil
+}
+
+// Lead implements Outbox: the first view to ask leads, for good.
+func (s *LocalState) Lead(context.Context) (bool, error) {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.leader == "" {
+		d.leader = s.node
+	}
+	return d.leader == s.node, nil
+}
+
+// Read implements Outbox: entries leave the queue as they are read (a
+// node's memory dies with the node; no other leader could take them).
+func (s *LocalState) Read(ctx context.Context, max int) ([]OutboxEntry, error) {
+	d := s.data
+	if lead, _ := s.Lead(ctx); !lead {
+		return nil, ErrNotLeader
+	}
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	for {
+		d.mu.Lock()
+		if n := min(max, len(d.outbox.queue)); n > 0 {
+			out := append([]OutboxEntry(nil), d.outbox.queue[:n]...)
+			clear(d.outbox.queue[:n])
+			d.outbox.queue = d.outbox.queue[n:]
+			d.mu.Unlock()
+			return out, nil
+		}
+		d.mu.Unlock()
+		if max <= 0 {
+			return nil, nil
+		}
+		select {
+		case <-d.outbox.ready:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Done implements Outbox: read entries have left the queue already.
+func (s *LocalState) Done(context.Context, ...OutboxEntry) error { return nil }
+
+// Dropped implements Outbox.
+func (s *LocalState) Dropped() int64 {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.outbox.dropped
 }

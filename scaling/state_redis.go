@@ -71,8 +71,15 @@ type RedisState struct {
 	timeout time.Duration
 	log     *slog.Logger
 
+	// hooks are Config.Webhooks as the scripts read them (hookedKinds),
+	// and as one JSON object for the re-assert.
+	hooks     map[string]string
+	hooksJSON string
+
 	// dirty is set when a write failed, so the next heartbeat re-asserts.
 	dirty atomic.Bool
+	// dropped counts outbox entries found trimmed (Outbox.Dropped).
+	dropped atomic.Int64
 
 	// assertMu orders re-asserts, which the heartbeat, Recover and the
 	// answers to other nodes' recoveries all run.
@@ -93,6 +100,10 @@ type RedisState struct {
 	// source and decided are Run's, for Recover.
 	source  ShareSource
 	decided func(context.Context, []Transition)
+	// leading is set while this node leads the outbox; outboxApps are
+	// its reading positions.
+	leading    bool
+	outboxApps []*outboxApp
 	// acks are the recoveries in progress on this node, by id; asks are
 	// other nodes' recoveries this node has yet to answer.
 	acks map[string]chan struct{}
@@ -103,7 +114,10 @@ type RedisState struct {
 // memberKey names one member of one presence channel.
 type memberKey struct{ appID, channel, userID string }
 
-var _ State = (*RedisState)(nil)
+var (
+	_ State  = (*RedisState)(nil)
+	_ Outbox = (*RedisState)(nil)
+)
 
 // errLinkDown is returned at once while the Redis link is down.
 var errLinkDown = errors.New("the Redis link is down")
@@ -119,9 +133,12 @@ func NewRedisState(r *Redis, cfg Config, log *slog.Logger) *RedisState {
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
+	hooks := hookedKinds(cfg.Webhooks)
+	hooksJSON, _ := json.Marshal(hooks) // strings only: never fails
 	return &RedisState{
 		client: r.Client(), pubsub: r, prefix: cfg.Channel, node: r.Node(),
 		lease: lease, timeout: timeout, log: log,
+		hooks: hooks, hooksJSON: string(hooksJSON),
 		unannounced: make(map[memberKey]struct{}),
 		acks:        make(map[string]chan struct{}),
 		ask:         make(chan struct{}, 1),
@@ -171,7 +188,7 @@ const goneTTL = time.Hour
 // the transitions of a channel's count going from before to after around
 // the member transitions that members() adds.
 var prelude = fmt.Sprintf(`
-local seq_ttl, gone_ttl, version = %d, %d, %d
+local seq_ttl, gone_ttl, version, outbox_max = %d, %d, %d, %d
 local function bump(key)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -188,9 +205,17 @@ local function whole()
   return redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 1
 end
 local out = {}
+local hooked, outbox = {}, nil
 local function add(kind, app, channel, user, info, count, seq)
   for _, v in ipairs({kind, app, channel, user, info, tostring(count), string.format('%%.0f', seq)}) do
     table.insert(out, v)
+  end
+  local kinds = hooked[app]
+  if kinds and string.find(kinds, ',' .. kind .. ',', 1, true) then
+    local event = {name = kind, channel = channel}
+    if user ~= '' then event.user_id = user end
+    if kind == 'subscription_count' then event.subscription_count = count end
+    redis.call('XADD', outbox(app), 'MAXLEN', '~', outbox_max, '*', 'e', cjson.encode(event))
   end
 end
 local function announce(pubsub, origin, app, channel, user, info, seq)
@@ -209,7 +234,7 @@ local function counted(app, channel, before, after, seq, members)
   if before > 0 and after <= 0 then add('channel_vacated', app, channel, '', '', 0, seq) end
   if before ~= after then add('subscription_count', app, channel, '', '', math.max(after, 0), seq) end
 end
-`, seqTTL.Milliseconds(), int(goneTTL.Seconds()), Version)
+`, seqTTL.Milliseconds(), int(goneTTL.Seconds()), Version, OutboxLimit)
 
 // channelKeys are the keys of a presence join or leave of userID:
 // KEYS[1..2] for whole(), then the channel's keys and this node's index
@@ -220,7 +245,7 @@ func (s *RedisState) channelKeys(appID, channel, userID string) []string {
 		s.intactKey(), s.leaseKey(s.node),
 		base + ":subs", base + ":count", base + ":seq", base + ":members",
 		base + ":users", base + ":node:" + s.node, base + ":gone:" + userID,
-		s.channelsKey(s.node),
+		s.channelsKey(s.node), s.outboxKey(appID),
 	}
 }
 
@@ -230,6 +255,7 @@ func (s *RedisState) channelKeys(appID, channel, userID string) []string {
 var joinScript = redis.NewScript(prelude + `
 if not whole() then return {'lost'} end
 local pubsub, node, app, channel, user, info = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+hooked[app], outbox = ARGV[9], function() return KEYS[11] end
 local sockets = tonumber(redis.call('HGET', KEYS[7], user) or '0')
 if sockets == 0 then
   local max = tonumber(ARGV[7])
@@ -258,7 +284,7 @@ func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID st
 		return Snapshot{}, nil, errLinkDown
 	}
 	res, err := joinScript.Run(ctx, s.client, s.channelKeys(appID, channel, userID),
-		s.prefix, s.node, appID, channel, userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel)).Slice()
+		s.prefix, s.node, appID, channel, userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel), s.hooks[appID]).Slice()
 	if err != nil {
 		s.dirty.Store(true)
 		return Snapshot{}, nil, fmt.Errorf("join presence %s: %w", channel, err)
@@ -280,6 +306,7 @@ func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID st
 var leaveScript = redis.NewScript(prelude + `
 if not whole() then return {'lost'} end
 local pubsub, node, app, channel, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+hooked[app], outbox = ARGV[7], function() return KEYS[11] end
 local mine = redis.call('HINCRBY', KEYS[8], user, -1)
 if mine <= 0 then redis.call('HDEL', KEYS[8], user) end
 if mine < 0 then return {'ok', '0', {}} end
@@ -311,7 +338,7 @@ func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID s
 	if !s.down(true) {
 		var res []any
 		res, err = leaveScript.Run(ctx, s.client, s.channelKeys(appID, channel, userID),
-			s.prefix, s.node, appID, channel, userID, stateKey(appID, channel)).Slice()
+			s.prefix, s.node, appID, channel, userID, stateKey(appID, channel), s.hooks[appID]).Slice()
 		var r reply
 		if err == nil {
 			r, err = parseReply(res)
@@ -366,6 +393,7 @@ func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string)
 var countScript = redis.NewScript(prelude + `
 if not whole() then return {'lost'} end
 local node, app, channel, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+hooked[app], outbox = ARGV[6], function() return KEYS[7] end
 local mine = tonumber(redis.call('HGET', KEYS[3], node) or '0')
 if n == mine then return {'ok', '0', {}} end
 if n > 0 then
@@ -395,8 +423,8 @@ func (s *RedisState) SetSubscriptions(ctx context.Context, counts []ChannelCount
 		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, c := range counts {
 				base := s.base(c.AppID, c.Channel)
-				keys := []string{s.intactKey(), s.leaseKey(s.node), base + ":subs", base + ":count", base + ":seq", s.channelsKey(s.node)}
-				countScript.EvalSha(ctx, p, keys, s.node, c.AppID, c.Channel, c.Subscriptions, stateKey(c.AppID, c.Channel))
+				keys := []string{s.intactKey(), s.leaseKey(s.node), base + ":subs", base + ":count", base + ":seq", s.channelsKey(s.node), s.outboxKey(c.AppID)}
+				countScript.EvalSha(ctx, p, keys, s.node, c.AppID, c.Channel, c.Subscriptions, stateKey(c.AppID, c.Channel), s.hooks[c.AppID])
 			}
 			return nil
 		})

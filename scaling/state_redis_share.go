@@ -25,6 +25,7 @@ import (
 var replaceShareScript = redis.NewScript(prelude + `
 local prefix, node, mode, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local pubsub, origin = ARGV[6], ARGV[7]
+hooked, outbox = cjson.decode(ARGV[8]), function(app) return prefix .. ':wh:' .. app end
 local announce_added = true
 if mode == 'reap' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
@@ -185,7 +186,7 @@ func (s *RedisState) replaceShare(ctx context.Context, node, mode string, share 
 		s.prefix + ":node:" + node + ":apps",
 		s.prefix + ":reaped:" + node,
 	}
-	res, err := replaceShareScript.Run(ctx, s.client, keys, s.prefix, node, mode, s.lease.Milliseconds(), body, s.prefix, s.node).Slice()
+	res, err := replaceShareScript.Run(ctx, s.client, keys, s.prefix, node, mode, s.lease.Milliseconds(), body, s.prefix, s.node, s.hooksJSON).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("%s share of node %s: %w", mode, node, err)
 	}
@@ -302,8 +303,8 @@ func (s *RedisState) gone(ctx context.Context) {
 	var out []Transition
 	for p := range pending {
 		base := s.base(p.appID, p.channel)
-		text, err := goneScript.Run(ctx, s.client, []string{base + ":members", base + ":seq", base + ":gone:" + p.userID},
-			p.userID, s.prefix, s.node, p.appID, p.channel).Text()
+		text, err := goneScript.Run(ctx, s.client, []string{base + ":members", base + ":seq", base + ":gone:" + p.userID, s.outboxKey(p.appID)},
+			p.userID, s.prefix, s.node, p.appID, p.channel, s.hooks[p.appID]).Text()
 		if err != nil {
 			s.mu.Lock()
 			s.unannounced[p] = struct{}{} // try again after the next heartbeat
@@ -327,9 +328,11 @@ func (s *RedisState) gone(ctx context.Context) {
 // every announced arrival deletes it. It replies the change's Seq, or 0.
 var goneScript = redis.NewScript(prelude + `
 local user, pubsub, origin, app, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+hooked[app], outbox = ARGV[6], function() return KEYS[4] end
 if redis.call('HEXISTS', KEYS[1], user) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return '0' end
 redis.call('SET', KEYS[3], '1', 'EX', gone_ttl)
 local seq = bump(KEYS[2])
+add('member_removed', app, channel, user, '', 0, seq)
 announce(pubsub, origin, app, channel, user, nil, seq)
 return string.format('%.0f', seq)
 `)

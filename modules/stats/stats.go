@@ -45,6 +45,12 @@ type Stats struct {
 	events        *prometheus.CounterVec
 	transitions   *prometheus.CounterVec
 
+	webhooksSent    *prometheus.CounterVec
+	webhookRetries  *prometheus.CounterVec
+	webhooksDropped *prometheus.CounterVec
+	webhookQueue    prometheus.Gauge
+	webhookLatency  prometheus.Histogram
+
 	publishes       prometheus.Counter
 	publishFailures prometheus.Counter
 	publishSeconds  prometheus.Histogram
@@ -86,6 +92,21 @@ func New() *Stats {
 		transitions: counterVec("channel_transitions_total",
 			"Cluster-wide channel transitions decided by this node: channel_occupied, channel_vacated, member_added, member_removed, subscription_count.",
 			"app", "kind"),
+		webhooksSent: counterVec("webhooks_sent_total",
+			"Webhook events POSTed by this node, by event name and the answer: the HTTP status, or timeout / error.",
+			"app", "event", "status"),
+		webhookRetries: counterVec("webhook_retries_total", "Webhook POSTs sent again after a failure.", "app"),
+		webhooksDropped: counterVec("webhooks_dropped_total",
+			"Webhook events given up: retry_window (still failing when FIZZ_WEBHOOK_RETRY_FOR ran out) or outbox_full.",
+			"app", "reason"),
+		webhookQueue: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "webhook_queue",
+			Help: "Webhook events this node holds to send (on the node that sends the cluster's webhooks)."}),
+		webhookLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "webhook_latency_seconds",
+			Help:      "Time from the event (a transition, a client event) to its webhook's 2xx answer, leave delay included.",
+			Buckets:   []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
 
 		publishes:       counter("pubsub_publishes_total", "Envelopes published to the cluster (Publish calls)."),
 		publishFailures: counter("pubsub_publish_failures_total", "Publish calls that failed, including those delivered to this node only while Redis was down."),
@@ -106,6 +127,7 @@ func New() *Stats {
 		s.slowConsumers, s.rateLimited, s.apiRequests, s.events, s.transitions,
 		s.publishes, s.publishFailures, s.publishSeconds, s.receives,
 		s.gatherPartial,
+		s.webhooksSent, s.webhookRetries, s.webhooksDropped, s.webhookQueue, s.webhookLatency,
 	)
 	return s
 }
@@ -206,6 +228,47 @@ func (s *Stats) Transition(appID, kind string) {
 		return
 	}
 	s.transitions.WithLabelValues(appID, kind).Inc()
+}
+
+// WebhookSent counts one webhook event of appID POSTed, with the answer:
+// the HTTP status, "timeout" or "error".
+func (s *Stats) WebhookSent(appID, event, status string) {
+	if s == nil {
+		return
+	}
+	s.webhooksSent.WithLabelValues(appID, event, status).Inc()
+}
+
+// WebhookRetried counts one POST of appID sent again after a failure.
+func (s *Stats) WebhookRetried(appID string) {
+	if s == nil {
+		return
+	}
+	s.webhookRetries.WithLabelValues(appID).Inc()
+}
+
+// WebhookDropped counts n webhook events of appID given up for reason.
+func (s *Stats) WebhookDropped(appID, reason string, n int) {
+	if s == nil {
+		return
+	}
+	s.webhooksDropped.WithLabelValues(appID, reason).Add(float64(n))
+}
+
+// WebhookQueue sets how many webhook events this node holds to send.
+func (s *Stats) WebhookQueue(n int) {
+	if s == nil {
+		return
+	}
+	s.webhookQueue.Set(float64(n))
+}
+
+// WebhookDelivered records the time from an event to its webhook's 2xx.
+func (s *Stats) WebhookDelivered(took time.Duration) {
+	if s == nil {
+		return
+	}
+	s.webhookLatency.Observe(took.Seconds())
 }
 
 // EnvelopePublished counts one Publish call that took took and ended with

@@ -59,7 +59,7 @@ func (b *Bus) State(node *Provider) scaling.State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == nil {
-		b.state = scaling.NewLocalState(node)
+		b.state = scaling.NewLocalState(node, nil)
 	}
 	return b.state.ForNode(node)
 }

@@ -1,0 +1,56 @@
+package webhooks
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"go.uber.org/fx"
+
+	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/stats"
+	"github.com/fizz-server/fizz/scaling"
+)
+
+// Module provides the *Sender and runs it while the app runs.
+var Module = fx.Module("webhooks",
+	fx.Provide(newSender),
+	fx.Invoke(run),
+	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "webhooks") }),
+)
+
+// params lists what newSender takes; Stats is absent in module tests.
+type params struct {
+	fx.In
+	Config  Config
+	Apps    *apps.Provider
+	Outbox  scaling.Outbox
+	Scaling scaling.Config
+	Log     *slog.Logger
+	Stats   *stats.Stats `optional:"true"`
+}
+
+func newSender(p params) *Sender {
+	return New(p.Config, p.Apps.All(), p.Outbox, p.Scaling.Lease, p.Stats, p.Log)
+}
+
+// run runs Sender.Run for the life of the app.
+func run(lc fx.Lifecycle, s *Sender) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.Run(ctx)
+			}()
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			cancel()
+			wg.Wait()
+			return nil
+		},
+	})
+}
