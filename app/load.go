@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -125,6 +126,11 @@ func defaultApp() apps.App {
 //     default app with the set variables applied. Otherwise Load returns an
 //     error naming the first set variable, because it would apply to no app.
 //
+// The env app's webhooks are those of FIZZ_APP_WEBHOOKS (a JSON array of the
+// config file's webhook objects), then one for FIZZ_APP_WEBHOOK_URL, which
+// takes every event type. When either is set for a file app, they replace
+// that app's webhooks; FIZZ_APP_WEBHOOKS=[] removes them.
+//
 // Load never reads the process environment or command line itself, and never
 // replaces a bad value with a default.
 func Load(args []string, getenv func(string) string) (Config, error) {
@@ -217,6 +223,9 @@ func (c Config) Validate() error {
 	if err := validateScaling(c.Scaling); err != nil {
 		return err
 	}
+	if err := validateWebhookConfig(c.Webhooks); err != nil {
+		return err
+	}
 	if err := checkPort("metrics.port", c.Metrics.Port); err != nil {
 		return err
 	}
@@ -290,6 +299,9 @@ func (c Config) validateApps() error {
 		}
 		if a.ClientEventsPerSecond < 0 {
 			return invalid(field("client_events_per_second"), "%d must not be negative (0 means no cap)", a.ClientEventsPerSecond)
+		}
+		if err := validateWebhooks(i, a.Webhooks); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -380,10 +392,15 @@ func (l *loader) rename(err error) error {
 	if src, ok := l.sources[se.setting]; ok {
 		return fmt.Errorf("%s: %s", src, se.msg)
 	}
-	// An unset field of a file app: name the app's entry in the file.
-	if i := strings.Index(se.setting, "]."); i > 0 {
-		if src, ok := l.sources[se.setting[:i+1]]; ok {
-			return fmt.Errorf("%s%s: %s", src, se.setting[i+1:], se.msg)
+	// An unset field of a file app, or a part of a value set as a whole
+	// (apps[0].webhooks[1].url from FIZZ_APP_WEBHOOKS): name the nearest
+	// enclosing setting that has a source, and the path inside it.
+	for i := len(se.setting) - 1; i > 0; i-- {
+		if c := se.setting[i]; c != '.' && c != '[' {
+			continue
+		}
+		if src, ok := l.sources[se.setting[:i]]; ok {
+			return fmt.Errorf("%s%s: %s", src, se.setting[i:], se.msg)
 		}
 	}
 	return err
@@ -440,6 +457,16 @@ var settings = []setting{
 	{"metrics.port", "METRICS_PORT", func(c *Config, v string) (err error) { c.Metrics.Port, err = parsePort(v); return err }},
 	{"log.format", "LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = strings.ToLower(strings.TrimSpace(v)); return nil }},
 	{"log.level", "LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = strings.ToLower(strings.TrimSpace(v)); return nil }},
+	{"webhooks.leave_delay", "WEBHOOK_LEAVE_DELAY", func(c *Config, v string) (err error) {
+		c.Webhooks.LeaveDelay, err = parseDuration(v)
+		return err
+	}},
+	{"webhooks.timeout", "WEBHOOK_TIMEOUT", func(c *Config, v string) (err error) { c.Webhooks.Timeout, err = parseDuration(v); return err }},
+	{"webhooks.retry_for", "WEBHOOK_RETRY_FOR", func(c *Config, v string) (err error) { c.Webhooks.RetryFor, err = parseDuration(v); return err }},
+	{"webhooks.batch_window", "WEBHOOK_BATCH_WINDOW", func(c *Config, v string) (err error) {
+		c.Webhooks.BatchWindow, err = parseDuration(v)
+		return err
+	}},
 }
 
 func setRedisURL(c *Config, v string) error {
@@ -488,11 +515,25 @@ var appSettings = []appSetting{
 		a.ClientEventsPerSecond, err = parseInt(v)
 		return err
 	}},
+	{"webhook_batching", "APP_WEBHOOK_BATCHING", func(a *apps.App, v string) (err error) { a.WebhookBatching, err = parseBool(v); return err }},
+	// The file lists an app's webhooks under "webhooks" (see loadFileWebhooks);
+	// these two are the environment's, and "webhooks" must come first.
+	{"webhooks", "APP_WEBHOOKS", func(a *apps.App, v string) (err error) { a.Webhooks, err = parseWebhooks(v); return err }},
+	{"webhook_url", "APP_WEBHOOK_URL", func(a *apps.App, v string) error {
+		a.Webhooks = append(a.Webhooks, apps.Webhook{URL: strings.TrimSpace(v)})
+		return nil
+	}},
 }
 
-// applyApp applies one app field to l.cfg.Apps[i].
+// applyApp applies one app field to l.cfg.Apps[i]. A set function reports a
+// problem inside the value (FIZZ_APP_WEBHOOKS[1].url) as a settingError
+// whose setting is the path in the value.
 func (l *loader) applyApp(i int, s appSetting, source, raw string) error {
 	if err := s.set(&l.cfg.Apps[i], raw); err != nil {
+		var se *settingError
+		if errors.As(err, &se) {
+			return fmt.Errorf("%s%s: %s", source, se.setting, se.msg)
+		}
 		return fmt.Errorf("%s: %w", source, err)
 	}
 	l.sources[fmt.Sprintf("apps[%d].%s", i, s.key)] = source
@@ -618,11 +659,32 @@ func (l *loader) loadAppEnv(file string, fileApps bool) error {
 		}
 	}
 	for _, e := range set {
+		if e.s.key == "webhooks" || e.s.key == "webhook_url" {
+			l.clearWebhooks(target)
+			break
+		}
+	}
+	for _, e := range set {
 		if err := l.applyApp(target, e.s, e.name, e.value); err != nil {
 			return err
 		}
+		if e.s.key == "webhook_url" {
+			l.sources[fmt.Sprintf("apps[%d].webhooks[%d].url", target, len(l.cfg.Apps[target].Webhooks)-1)] = e.name
+		}
 	}
 	return nil
+}
+
+// clearWebhooks empties the webhooks of l.cfg.Apps[i], which the environment
+// replaces, and forgets where the file put them.
+func (l *loader) clearWebhooks(i int) {
+	l.cfg.Apps[i].Webhooks = nil
+	prefix := fmt.Sprintf("apps[%d].webhooks", i)
+	for k := range l.sources {
+		if k == prefix || strings.HasPrefix(k, prefix+"[") {
+			delete(l.sources, k)
+		}
+	}
 }
 
 // stringFlag is a flag that remembers whether it was given.
@@ -720,11 +782,12 @@ func (l *loader) loadFlags(fl *flags) error {
 // The config file. Leaves are yaml.Node so that each value is parsed by the
 // same functions as the environment and its errors carry the line and key.
 type fileConfig struct {
-	Server  fileServer  `yaml:"server"`
-	Scaling fileScaling `yaml:"scaling"`
-	Apps    *[]fileApp  `yaml:"apps"`
-	Metrics fileMetrics `yaml:"metrics"`
-	Log     fileLog     `yaml:"log"`
+	Server   fileServer   `yaml:"server"`
+	Scaling  fileScaling  `yaml:"scaling"`
+	Apps     *[]fileApp   `yaml:"apps"`
+	Metrics  fileMetrics  `yaml:"metrics"`
+	Log      fileLog      `yaml:"log"`
+	Webhooks fileWebhooks `yaml:"webhooks"`
 }
 
 type fileServer struct {
@@ -752,19 +815,41 @@ type fileLog struct {
 	Level  yaml.Node `yaml:"level"`
 }
 
+type fileWebhooks struct {
+	LeaveDelay  yaml.Node `yaml:"leave_delay"`
+	Timeout     yaml.Node `yaml:"timeout"`
+	RetryFor    yaml.Node `yaml:"retry_for"`
+	BatchWindow yaml.Node `yaml:"batch_window"`
+}
+
 type fileApp struct {
-	ID                     yaml.Node `yaml:"id"`
-	Key                    yaml.Node `yaml:"key"`
-	Secret                 yaml.Node `yaml:"secret"`
-	PingInterval           yaml.Node `yaml:"ping_interval"`
-	ActivityTimeout        yaml.Node `yaml:"activity_timeout"`
-	MaxMessageSize         yaml.Node `yaml:"max_message_size"`
-	MaxConnections         yaml.Node `yaml:"max_connections"`
-	AllowedOrigins         yaml.Node `yaml:"allowed_origins"`
-	AcceptClientEventsFrom yaml.Node `yaml:"accept_client_events_from"`
-	MaxPresenceMembers     yaml.Node `yaml:"max_presence_members"`
-	MaxPresenceUserInfo    yaml.Node `yaml:"max_presence_user_info"`
-	ClientEventsPerSecond  yaml.Node `yaml:"client_events_per_second"`
+	ID                     yaml.Node      `yaml:"id"`
+	Key                    yaml.Node      `yaml:"key"`
+	Secret                 yaml.Node      `yaml:"secret"`
+	PingInterval           yaml.Node      `yaml:"ping_interval"`
+	ActivityTimeout        yaml.Node      `yaml:"activity_timeout"`
+	MaxMessageSize         yaml.Node      `yaml:"max_message_size"`
+	MaxConnections         yaml.Node      `yaml:"max_connections"`
+	AllowedOrigins         yaml.Node      `yaml:"allowed_origins"`
+	AcceptClientEventsFrom yaml.Node      `yaml:"accept_client_events_from"`
+	MaxPresenceMembers     yaml.Node      `yaml:"max_presence_members"`
+	MaxPresenceUserInfo    yaml.Node      `yaml:"max_presence_user_info"`
+	ClientEventsPerSecond  yaml.Node      `yaml:"client_events_per_second"`
+	WebhookBatching        yaml.Node      `yaml:"webhook_batching"`
+	Webhooks               []*fileWebhook `yaml:"webhooks"` // pointers: a bare "-" is kept, as nil
+}
+
+// fileWebhook is one of an app's webhooks, the keys of apps.Webhook.
+type fileWebhook struct {
+	URL        yaml.Node         `yaml:"url"`
+	EventTypes yaml.Node         `yaml:"event_types"`
+	Filter     fileWebhookFilter `yaml:"filter"`
+	Headers    yaml.Node         `yaml:"headers"`
+}
+
+type fileWebhookFilter struct {
+	ChannelNameStartsWith yaml.Node `yaml:"channel_name_starts_with"`
+	ChannelNameEndsWith   yaml.Node `yaml:"channel_name_ends_with"`
 }
 
 func (f *fileConfig) nodes() map[string]*yaml.Node {
@@ -782,6 +867,10 @@ func (f *fileConfig) nodes() map[string]*yaml.Node {
 		"metrics.port":            &f.Metrics.Port,
 		"log.format":              &f.Log.Format,
 		"log.level":               &f.Log.Level,
+		"webhooks.leave_delay":    &f.Webhooks.LeaveDelay,
+		"webhooks.timeout":        &f.Webhooks.Timeout,
+		"webhooks.retry_for":      &f.Webhooks.RetryFor,
+		"webhooks.batch_window":   &f.Webhooks.BatchWindow,
 	}
 }
 
@@ -799,6 +888,7 @@ func (a *fileApp) nodes() map[string]*yaml.Node {
 		"max_presence_members":      &a.MaxPresenceMembers,
 		"max_presence_user_info":    &a.MaxPresenceUserInfo,
 		"client_events_per_second":  &a.ClientEventsPerSecond,
+		"webhook_batching":          &a.WebhookBatching,
 	}
 }
 
@@ -888,7 +978,107 @@ func (l *loader) loadFileApp(path string, i int, fa *fileApp) error {
 			}
 		}
 	}
+	return l.loadFileWebhooks(path, i, fa.Webhooks)
+}
+
+// loadFileWebhooks fills the webhooks of l.cfg.Apps[i] from the file's list.
+func (l *loader) loadFileWebhooks(path string, i int, list []*fileWebhook) error {
+	for j, fw := range list {
+		if fw == nil {
+			fw = &fileWebhook{}
+		}
+		entry := fmt.Sprintf("apps[%d].webhooks[%d]", i, j)
+		fields := []struct {
+			key string
+			n   *yaml.Node
+			set func(w *apps.Webhook, n *yaml.Node) error
+		}{
+			{"url", &fw.URL, func(w *apps.Webhook, n *yaml.Node) error {
+				v, _, err := scalar(n)
+				w.URL = strings.TrimSpace(v)
+				return err
+			}},
+			{"event_types", &fw.EventTypes, func(w *apps.Webhook, n *yaml.Node) (err error) {
+				w.EventTypes, err = eventTypeList(n)
+				return err
+			}},
+			{"filter.channel_name_starts_with", &fw.Filter.ChannelNameStartsWith, func(w *apps.Webhook, n *yaml.Node) (err error) {
+				w.Filter.ChannelNameStartsWith, _, err = scalar(n)
+				return err
+			}},
+			{"filter.channel_name_ends_with", &fw.Filter.ChannelNameEndsWith, func(w *apps.Webhook, n *yaml.Node) (err error) {
+				w.Filter.ChannelNameEndsWith, _, err = scalar(n)
+				return err
+			}},
+			{"headers", &fw.Headers, func(w *apps.Webhook, n *yaml.Node) (err error) {
+				w.Headers, err = headerMap(n)
+				return err
+			}},
+		}
+		line := 0
+		for _, f := range fields {
+			if f.n.Line > 0 && (line == 0 || f.n.Line < line) {
+				line = f.n.Line
+			}
+		}
+		l.sources[entry] = fmt.Sprintf("%s: %s", path, entry)
+		if line > 0 {
+			l.sources[entry] = fmt.Sprintf("%s:%d: %s", path, line, entry)
+		}
+		var w apps.Webhook
+		for _, f := range fields {
+			if f.n.Kind == 0 { // key left out
+				continue
+			}
+			at := fmt.Sprintf("%s:%d: %s.%s", path, f.n.Line, entry, f.key)
+			if err := f.set(&w, f.n); err != nil {
+				return fmt.Errorf("%s: %w", at, err)
+			}
+			l.sources[entry+"."+f.key] = at
+		}
+		l.cfg.Apps[i].Webhooks = append(l.cfg.Apps[i].Webhooks, w)
+	}
 	return nil
+}
+
+// eventTypeList reads a webhook's event_types: a list, or nothing for every
+// type.
+func eventTypeList(n *yaml.Node) ([]string, error) {
+	n = resolve(n)
+	switch {
+	case n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+		return nil, nil
+	case n.Kind == yaml.SequenceNode:
+		return scalarList(n)
+	}
+	return nil, errors.New("expected a list of event types, such as [channel_occupied, channel_vacated]")
+}
+
+// headerMap reads a webhook's headers: a mapping of names to values.
+func headerMap(n *yaml.Node) (map[string]string, error) {
+	n = resolve(n)
+	switch {
+	case n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+		return nil, nil
+	case n.Kind != yaml.MappingNode:
+		return nil, errors.New("expected a mapping of header names to values")
+	}
+	var headers map[string]string
+	for k := 0; k+1 < len(n.Content); k += 2 {
+		name, value := resolve(n.Content[k]), resolve(n.Content[k+1])
+		if name.Kind != yaml.ScalarNode {
+			return nil, errors.New("expected a mapping of header names to values")
+		}
+		v, _, err := scalar(value)
+		if err != nil {
+			return nil, fmt.Errorf("header %q: %w", name.Value, err)
+		}
+		if headers == nil {
+			headers = map[string]string{}
+		}
+		headers[name.Value] = v
+	}
+	return headers, nil
 }
 
 // resolve follows an alias (*name) to the node it names.
@@ -960,13 +1150,17 @@ var fileTypes = map[string]struct {
 	section string
 	typ     reflect.Type
 }{
-	"app.fileConfig":  {"the file", reflect.TypeFor[fileConfig]()},
-	"app.fileServer":  {"server", reflect.TypeFor[fileServer]()},
-	"app.fileScaling": {"scaling", reflect.TypeFor[fileScaling]()},
-	"app.fileMetrics": {"metrics", reflect.TypeFor[fileMetrics]()},
-	"app.fileLog":     {"log", reflect.TypeFor[fileLog]()},
-	"app.fileApp":     {"each app", reflect.TypeFor[fileApp]()},
-	"[]app.fileApp":   {"apps", nil},
+	"app.fileConfig":        {"the file", reflect.TypeFor[fileConfig]()},
+	"app.fileServer":        {"server", reflect.TypeFor[fileServer]()},
+	"app.fileScaling":       {"scaling", reflect.TypeFor[fileScaling]()},
+	"app.fileMetrics":       {"metrics", reflect.TypeFor[fileMetrics]()},
+	"app.fileLog":           {"log", reflect.TypeFor[fileLog]()},
+	"app.fileWebhooks":      {"webhooks", reflect.TypeFor[fileWebhooks]()},
+	"app.fileApp":           {"each app", reflect.TypeFor[fileApp]()},
+	"[]app.fileApp":         {"apps", nil},
+	"app.fileWebhook":       {"each webhook", reflect.TypeFor[fileWebhook]()},
+	"[]*app.fileWebhook":    {"an app's webhooks", nil},
+	"app.fileWebhookFilter": {"a webhook's filter", reflect.TypeFor[fileWebhookFilter]()},
 }
 
 // fileError turns the YAML library's error, which may span several lines
@@ -1114,4 +1308,60 @@ func parseDuration(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration (such as 2s or 500ms)", v)
 	}
 	return d, nil
+}
+
+// webhookJSON describes what each key of a FIZZ_APP_WEBHOOKS object holds.
+var webhookJSON = map[string]string{
+	"":                                "an object",
+	"url":                             "a string",
+	"event_types":                     "a list of strings",
+	"filter":                          "an object",
+	"filter.channel_name_starts_with": "a string",
+	"filter.channel_name_ends_with":   "a string",
+	"headers":                         "an object of strings",
+}
+
+// parseWebhooks reads FIZZ_APP_WEBHOOKS: a JSON array of objects with the
+// keys of the config file's webhooks. A problem inside one object is a
+// settingError whose setting is its path ([1].url).
+func parseWebhooks(v string) ([]apps.Webhook, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal([]byte(v), &items); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("not valid JSON: %s (at byte %d)", se, se.Offset)
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("must be a JSON array of webhook objects, not a JSON %s", te.Value)
+		}
+		return nil, fmt.Errorf("not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	var hooks []apps.Webhook
+	for j, item := range items {
+		dec := json.NewDecoder(bytes.NewReader(item))
+		dec.DisallowUnknownFields()
+		var w apps.Webhook
+		if err := dec.Decode(&w); err != nil {
+			at := fmt.Sprintf("[%d]", j)
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				if te.Field != "" {
+					at += "." + te.Field
+				}
+				want, ok := webhookJSON[te.Field]
+				if !ok {
+					want = "a " + te.Type.String()
+				}
+				return nil, invalid(at, "must be %s, not a JSON %s", want, te.Value)
+			}
+			if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				return nil, invalid(at, "unknown key %s (known keys: url, event_types, filter.channel_name_starts_with, filter.channel_name_ends_with, headers)", name)
+			}
+			return nil, invalid(at, "%s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		w.URL = strings.TrimSpace(w.URL)
+		hooks = append(hooks, w)
+	}
+	return hooks, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fizz-server/fizz/app"
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/webhooks"
 )
 
 // input is one start of Fizz: its arguments, its environment and the text
@@ -87,6 +88,14 @@ func TestDefaults(t *testing.T) {
 		MaxPresenceUserInfo:    apps.DefaultMaxPresenceUserInfo,
 		ClientEventsPerSecond:  apps.DefaultClientEventsPerSecond,
 	}}, cfg.Apps)
+	assert.Nil(t, cfg.Apps[0].Webhooks)
+	assert.False(t, cfg.Apps[0].WebhookBatching)
+	assert.Equal(t, webhooks.Config{
+		LeaveDelay:  3 * time.Second,
+		Timeout:     5 * time.Second,
+		RetryFor:    5 * time.Minute,
+		BatchWindow: 50 * time.Millisecond,
+	}, cfg.Webhooks)
 	assert.True(t, cfg.UsesDefaultCredentials())
 }
 
@@ -412,7 +421,7 @@ func TestLoadErrors(t *testing.T) {
 		{"missing file from --config", input{args: []string{"--config", "/nonexistent/fizz.yaml"}}, `--config: open /nonexistent/fizz.yaml`},
 		{"missing file from FIZZ_CONFIG", input{env: map[string]string{"FIZZ_CONFIG": "/nonexistent/fizz.yaml"}}, `FIZZ_CONFIG: open /nonexistent/fizz.yaml`},
 		{"missing file from REVERB_CONFIG", input{env: map[string]string{"REVERB_CONFIG": "/nonexistent/fizz.yaml"}}, `REVERB_CONFIG: open`},
-		{"unknown top-level key", input{args: []string{"--config", "{file}"}, file: "sever:\n  port: 1\n"}, `{file}:1: sever: unknown key (known keys: server, scaling, apps, metrics, log)`},
+		{"unknown top-level key", input{args: []string{"--config", "{file}"}, file: "sever:\n  port: 1\n"}, `{file}:1: sever: unknown key (known keys: server, scaling, apps, metrics, log, webhooks)`},
 		{"misspelt server key", input{args: []string{"--config", "{file}"}, file: "server:\n  host: x\n  prot: 1\n"}, `{file}:3: server.prot: unknown key`},
 		{"misspelt app key", input{args: []string{"--config", "{file}"}, file: twoApps + "    pingInterval: 5\n"}, `{file}:8: apps[1].pingInterval: unknown key (known keys: id, key, secret, ping_interval`},
 		{"file port not a number", input{args: []string{"--config", "{file}"}, file: "server:\n  port: abc\n"}, `{file}:2: server.port: "abc" is not a port number`},
@@ -445,6 +454,369 @@ func TestLoadErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), strings.ReplaceAll(tt.want, "{file}", path))
 			assert.NotContains(t, err.Error(), "\n", "one line")
 			assert.NotContains(t, err.Error(), "hunter2", "no password in messages")
+		})
+	}
+}
+
+// hooksFile is INTERFACE.md's webhook example with the global settings.
+const hooksFile = `webhooks: {leave_delay: 0s, timeout: 2s, retry_for: 1m, batch_window: 100ms}
+apps:
+  - id: a
+    key: ka
+    secret: sa
+    webhook_batching: true
+    webhooks:
+      - url: "https://example.com/pusher/webhooks"
+        event_types: [channel_occupied, channel_vacated]
+        filter: {channel_name_starts_with: "private-", channel_name_ends_with: ""}
+        headers: {X-Custom: "value", X-Count: 5}
+      - url: http://10.0.0.1:8000/hooks
+  - id: b
+    key: kb
+    secret: sb
+`
+
+func TestLoadWebhooks(t *testing.T) {
+	fileHooks := []apps.Webhook{
+		{
+			URL:        "https://example.com/pusher/webhooks",
+			EventTypes: []string{"channel_occupied", "channel_vacated"},
+			Filter:     apps.WebhookFilter{ChannelNameStartsWith: "private-"},
+			Headers:    map[string]string{"X-Custom": "value", "X-Count": "5"},
+		},
+		{URL: "http://10.0.0.1:8000/hooks"},
+	}
+	// fromFile is the configuration hooksFile gives, changed by edit.
+	fromFile := func(edit func(c *app.Config)) app.Config {
+		return defaultsWith(func(c *app.Config) {
+			c.Webhooks = webhooks.Config{Timeout: 2 * time.Second, RetryFor: time.Minute, BatchWindow: 100 * time.Millisecond}
+			a, b := fileApp("a", "ka", "sa"), fileApp("b", "kb", "sb")
+			a.WebhookBatching, a.Webhooks = true, append([]apps.Webhook{}, fileHooks...)
+			c.Apps = []apps.App{a, b}
+			edit(c)
+		})
+	}
+	const hooksJSON = `[
+		{"url": "https://a.example.com/hook", "event_types": ["member_added", "member_removed"],
+		 "filter": {"channel_name_starts_with": "presence-", "channel_name_ends_with": "-room"},
+		 "headers": {"Authorization": "Bearer t0ken"}},
+		{"url": " http://b.example.com:8080/ "}
+	]`
+	jsonHooks := []apps.Webhook{
+		{
+			URL:        "https://a.example.com/hook",
+			EventTypes: []string{"member_added", "member_removed"},
+			Filter:     apps.WebhookFilter{ChannelNameStartsWith: "presence-", ChannelNameEndsWith: "-room"},
+			Headers:    map[string]string{"Authorization": "Bearer t0ken"},
+		},
+		{URL: "http://b.example.com:8080/"},
+	}
+	// withShorthand is jsonHooks and then FIZZ_APP_WEBHOOK_URL's webhook.
+	withShorthand := func(url string) []apps.Webhook {
+		return append(append([]apps.Webhook{}, jsonHooks...), apps.Webhook{URL: url})
+	}
+
+	tests := []struct {
+		name string
+		give input
+		want app.Config
+	}{
+		{
+			name: "nothing set",
+			give: input{},
+			want: app.Defaults(),
+		},
+		{
+			name: "file",
+			give: input{args: []string{"--config", "{file}"}, file: hooksFile},
+			want: fromFile(func(*app.Config) {}),
+		},
+		{
+			name: "file with null values keeps the defaults",
+			give: input{
+				args: []string{"--config", "{file}"},
+				file: "webhooks:\n  timeout:\napps:\n  - id: a\n    key: k\n    secret: s\n    webhooks:\n    webhook_batching:\n",
+			},
+			want: defaultsWith(func(c *app.Config) { c.Apps = []apps.App{fileApp("a", "k", "s")} }),
+		},
+		{
+			name: "file webhook with null fields, and an empty list",
+			give: input{
+				args: []string{"--config", "{file}"},
+				file: "apps:\n  - id: a\n    key: k\n    secret: s\n    webhooks:\n      - {url: 'http://h', event_types: ~, filter: ~, headers: ~}\n" +
+					"  - {id: b, key: kb, secret: s, webhooks: []}\n",
+			},
+			want: defaultsWith(func(c *app.Config) {
+				a := fileApp("a", "k", "s")
+				a.Webhooks = []apps.Webhook{{URL: "http://h"}}
+				c.Apps = []apps.App{a, fileApp("b", "kb", "s")}
+			}),
+		},
+		{
+			name: "file webhook through a YAML alias",
+			give: input{
+				args: []string{"--config", "{file}"},
+				file: "apps:\n  - {id: a, key: ka, secret: s, webhooks: [&hook {url: 'https://h', event_types: [cache_miss]}]}\n" +
+					"  - {id: b, key: kb, secret: s, webhooks: [*hook]}\n",
+			},
+			want: defaultsWith(func(c *app.Config) {
+				a, b := fileApp("a", "ka", "s"), fileApp("b", "kb", "s")
+				a.Webhooks = []apps.Webhook{{URL: "https://h", EventTypes: []string{"cache_miss"}}}
+				b.Webhooks = []apps.Webhook{{URL: "https://h", EventTypes: []string{"cache_miss"}}}
+				c.Apps = []apps.App{a, b}
+			}),
+		},
+		{
+			name: "env JSON, then the shorthand, batching and settings",
+			give: input{env: map[string]string{
+				"FIZZ_APP_WEBHOOKS":         hooksJSON,
+				"FIZZ_APP_WEBHOOK_URL":      " https://c.example.com/all ",
+				"FIZZ_APP_WEBHOOK_BATCHING": "yes",
+				"FIZZ_WEBHOOK_LEAVE_DELAY":  "1s",
+				"FIZZ_WEBHOOK_TIMEOUT":      "750ms",
+				"FIZZ_WEBHOOK_RETRY_FOR":    "1h",
+				"FIZZ_WEBHOOK_BATCH_WINDOW": "10ms",
+			}},
+			want: defaultsWith(func(c *app.Config) {
+				c.Apps[0].Webhooks = withShorthand("https://c.example.com/all")
+				c.Apps[0].WebhookBatching = true
+				c.Webhooks = webhooks.Config{LeaveDelay: time.Second, Timeout: 750 * time.Millisecond, RetryFor: time.Hour, BatchWindow: 10 * time.Millisecond}
+			}),
+		},
+		{
+			name: "env shorthand alone",
+			give: input{env: map[string]string{"FIZZ_APP_WEBHOOK_URL": "http://localhost:8000/pusher"}},
+			want: defaultsWith(func(c *app.Config) { c.Apps[0].Webhooks = []apps.Webhook{{URL: "http://localhost:8000/pusher"}} }),
+		},
+		{
+			name: "env JSON empty array",
+			give: input{env: map[string]string{"FIZZ_APP_WEBHOOKS": " [ ] "}},
+			want: app.Defaults(),
+		},
+		{
+			name: "env JSON null",
+			give: input{env: map[string]string{"REVERB_APP_WEBHOOKS": "null"}},
+			want: app.Defaults(),
+		},
+		{
+			name: "REVERB_ read when FIZZ_ unset",
+			give: input{env: map[string]string{
+				"REVERB_APP_WEBHOOKS":         hooksJSON,
+				"REVERB_APP_WEBHOOK_URL":      "https://c.example.com/all",
+				"REVERB_APP_WEBHOOK_BATCHING": "true",
+				"REVERB_WEBHOOK_LEAVE_DELAY":  "0s",
+				"REVERB_WEBHOOK_TIMEOUT":      "1s",
+				"REVERB_WEBHOOK_RETRY_FOR":    "30s",
+				"REVERB_WEBHOOK_BATCH_WINDOW": "1s",
+			}},
+			want: defaultsWith(func(c *app.Config) {
+				c.Apps[0].Webhooks = withShorthand("https://c.example.com/all")
+				c.Apps[0].WebhookBatching = true
+				c.Webhooks = webhooks.Config{LeaveDelay: 0, Timeout: time.Second, RetryFor: 30 * time.Second, BatchWindow: time.Second}
+			}),
+		},
+		{
+			name: "FIZZ_ wins over REVERB_",
+			give: input{env: map[string]string{
+				"FIZZ_APP_WEBHOOKS": "[]", "REVERB_APP_WEBHOOKS": hooksJSON,
+				"FIZZ_APP_WEBHOOK_URL": "https://fizz.example.com", "REVERB_APP_WEBHOOK_URL": "https://reverb.example.com",
+				"FIZZ_APP_WEBHOOK_BATCHING": "false", "REVERB_APP_WEBHOOK_BATCHING": "true",
+				"FIZZ_WEBHOOK_TIMEOUT": "9s", "REVERB_WEBHOOK_TIMEOUT": "8s",
+			}},
+			want: defaultsWith(func(c *app.Config) {
+				c.Apps[0].Webhooks = []apps.Webhook{{URL: "https://fizz.example.com"}}
+				c.Webhooks.Timeout = 9 * time.Second
+			}),
+		},
+		{
+			name: "env settings override the file",
+			give: input{
+				args: []string{"--config", "{file}"},
+				env:  map[string]string{"FIZZ_WEBHOOK_LEAVE_DELAY": "5s", "REVERB_WEBHOOK_BATCH_WINDOW": "1s"},
+				file: hooksFile,
+			},
+			want: fromFile(func(c *app.Config) { c.Webhooks.LeaveDelay, c.Webhooks.BatchWindow = 5*time.Second, time.Second }),
+		},
+		{
+			name: "env shorthand replaces a file app's webhooks",
+			give: input{
+				args: []string{"--config", "{file}"},
+				env:  map[string]string{"FIZZ_APP_ID": "a", "FIZZ_APP_WEBHOOK_URL": "https://env.example.com"},
+				file: hooksFile,
+			},
+			want: fromFile(func(c *app.Config) { c.Apps[0].Webhooks = []apps.Webhook{{URL: "https://env.example.com"}} }),
+		},
+		{
+			name: "env JSON and shorthand replace a file app's webhooks",
+			give: input{
+				args: []string{"--config", "{file}"},
+				env:  map[string]string{"FIZZ_APP_ID": "a", "FIZZ_APP_WEBHOOKS": hooksJSON, "FIZZ_APP_WEBHOOK_URL": "https://env.example.com"},
+				file: hooksFile,
+			},
+			want: fromFile(func(c *app.Config) { c.Apps[0].Webhooks = withShorthand("https://env.example.com") }),
+		},
+		{
+			name: "env empty JSON removes a file app's webhooks",
+			give: input{
+				args: []string{"--config", "{file}"},
+				env:  map[string]string{"FIZZ_APP_ID": "a", "FIZZ_APP_WEBHOOKS": "[]"},
+				file: hooksFile,
+			},
+			want: fromFile(func(c *app.Config) { c.Apps[0].Webhooks = nil }),
+		},
+		{
+			name: "env batching alone keeps a file app's webhooks",
+			give: input{
+				args: []string{"--config", "{file}"},
+				env:  map[string]string{"FIZZ_APP_ID": "a", "FIZZ_APP_WEBHOOK_BATCHING": "false"},
+				file: hooksFile,
+			},
+			want: fromFile(func(c *app.Config) { c.Apps[0].WebhookBatching = false }),
+		},
+		{
+			name: "env app with webhooks appended to the file's apps",
+			give: input{
+				args: []string{"--config", "{file}"},
+				env:  map[string]string{"FIZZ_APP_ID": "c", "FIZZ_APP_KEY": "kc", "FIZZ_APP_SECRET": "sc", "FIZZ_APP_WEBHOOK_URL": "https://env.example.com"},
+				file: hooksFile,
+			},
+			want: fromFile(func(c *app.Config) {
+				env := fileApp("c", "kc", "sc")
+				env.Webhooks = []apps.Webhook{{URL: "https://env.example.com"}}
+				c.Apps = append(c.Apps, env)
+			}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := load(t, tt.give)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestLoadWebhookErrors(t *testing.T) {
+	cfgFile := []string{"--config", "{file}"}
+	// hook is a file with one app whose webhooks list is lines, from line 6.
+	hook := func(lines string) string {
+		return "apps:\n  - id: a\n    key: k\n    secret: s\n    webhooks:\n" + lines
+	}
+	// env is the environment with one variable.
+	env := func(name, value string) map[string]string { return map[string]string{name: value} }
+	tests := []struct {
+		name string
+		give input
+		want string // "{file}" is the config file's path
+	}{
+		// The global settings.
+		{"leave delay negative", input{env: env("FIZZ_WEBHOOK_LEAVE_DELAY", "-1s")}, `FIZZ_WEBHOOK_LEAVE_DELAY: -1s must not be negative (0 means no delay)`},
+		{"leave delay not a duration", input{env: env("FIZZ_WEBHOOK_LEAVE_DELAY", "3")}, `FIZZ_WEBHOOK_LEAVE_DELAY: "3" is not a duration (such as 2s or 500ms)`},
+		{"timeout zero", input{env: env("FIZZ_WEBHOOK_TIMEOUT", "0s")}, `FIZZ_WEBHOOK_TIMEOUT: 0s must be more than 0`},
+		{"timeout not a duration", input{env: env("FIZZ_WEBHOOK_TIMEOUT", "5")}, `FIZZ_WEBHOOK_TIMEOUT: "5" is not a duration`},
+		{"REVERB_ retry for negative", input{env: env("REVERB_WEBHOOK_RETRY_FOR", "-5m")}, `REVERB_WEBHOOK_RETRY_FOR: -5m0s must be more than 0`},
+		{"retry for not a duration", input{env: env("FIZZ_WEBHOOK_RETRY_FOR", "forever")}, `FIZZ_WEBHOOK_RETRY_FOR: "forever" is not a duration`},
+		{"batch window zero", input{env: env("FIZZ_WEBHOOK_BATCH_WINDOW", "0")}, `FIZZ_WEBHOOK_BATCH_WINDOW: 0s must be more than 0`},
+		{"batch window not a duration", input{env: env("FIZZ_WEBHOOK_BATCH_WINDOW", "fast")}, `FIZZ_WEBHOOK_BATCH_WINDOW: "fast" is not a duration`},
+		{"env timeout beats a valid file", input{args: cfgFile, env: env("FIZZ_WEBHOOK_TIMEOUT", "-1s"), file: "webhooks: {timeout: 1s}\n"}, `FIZZ_WEBHOOK_TIMEOUT: -1s must be more than 0`},
+		{"file leave delay negative", input{args: cfgFile, file: "webhooks:\n  leave_delay: -3s\n"}, `{file}:2: webhooks.leave_delay: -3s must not be negative`},
+		{"file timeout zero", input{args: cfgFile, file: "webhooks:\n  timeout: 0s\n"}, `{file}:2: webhooks.timeout: 0s must be more than 0`},
+		{"file retry for not a duration", input{args: cfgFile, file: "webhooks: {retry_for: 5}\n"}, `{file}:1: webhooks.retry_for: "5" is not a duration`},
+		{"file batch window negative", input{args: cfgFile, file: "webhooks:\n  batch_window: -1ms\n"}, `{file}:2: webhooks.batch_window: -1ms must be more than 0`},
+		{"file webhooks section a list", input{args: cfgFile, file: "webhooks: [1]\n"}, `{file}:1: webhooks must be a mapping, not a list`},
+		{"file webhooks section unknown key", input{args: cfgFile, file: "webhooks: {delay: 1s}\n"}, `{file}:1: webhooks.delay: unknown key (known keys: leave_delay, timeout, retry_for, batch_window)`},
+
+		// Batching.
+		{"batching not a boolean", input{env: env("FIZZ_APP_WEBHOOK_BATCHING", "sometimes")}, `FIZZ_APP_WEBHOOK_BATCHING: "sometimes" is not a boolean`},
+		{"REVERB_ batching not a boolean", input{env: env("REVERB_APP_WEBHOOK_BATCHING", "on")}, `REVERB_APP_WEBHOOK_BATCHING: "on" is not a boolean`},
+		{"file batching not a boolean", input{args: cfgFile, file: "apps:\n  - id: a\n    key: k\n    secret: s\n    webhook_batching: maybe\n"}, `{file}:5: apps[0].webhook_batching: "maybe" is not a boolean`},
+
+		// FIZZ_APP_WEBHOOKS: its JSON and its shape.
+		{"JSON syntax", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": }]`)}, `FIZZ_APP_WEBHOOKS: not valid JSON: invalid character '}' looking for beginning of value (at byte 10)`},
+		{"JSON cut short", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "http://h"}`)}, `FIZZ_APP_WEBHOOKS: not valid JSON: unexpected end of JSON input`},
+		{"JSON with data after the array", input{env: env("FIZZ_APP_WEBHOOKS", `[] []`)}, `FIZZ_APP_WEBHOOKS: not valid JSON: invalid character '[' after top-level value`},
+		{"JSON only spaces", input{env: env("FIZZ_APP_WEBHOOKS", ` `)}, `FIZZ_APP_WEBHOOKS: not valid JSON: unexpected end of JSON input`},
+		{"REVERB_ JSON syntax", input{env: env("REVERB_APP_WEBHOOKS", `https://example.com`)}, `REVERB_APP_WEBHOOKS: not valid JSON: invalid character 'h'`},
+		{"JSON object, not an array", input{env: env("FIZZ_APP_WEBHOOKS", `{"url": "https://h"}`)}, `FIZZ_APP_WEBHOOKS: must be a JSON array of webhook objects, not a JSON object`},
+		{"JSON string, not an array", input{env: env("FIZZ_APP_WEBHOOKS", `"https://h"`)}, `FIZZ_APP_WEBHOOKS: must be a JSON array of webhook objects, not a JSON string`},
+		{"JSON entry not an object", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h"}, 1]`)}, `FIZZ_APP_WEBHOOKS[1]: must be an object, not a JSON number`},
+		{"JSON url a number", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": 1}]`)}, `FIZZ_APP_WEBHOOKS[0].url: must be a string, not a JSON number`},
+		{"JSON event types a string", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h"}, {"url": "https://h", "event_types": "cache_miss"}]`)}, `FIZZ_APP_WEBHOOKS[1].event_types: must be a list of strings, not a JSON string`},
+		{"JSON filter a string", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "filter": "private-"}]`)}, `FIZZ_APP_WEBHOOKS[0].filter: must be an object, not a JSON string`},
+		{"JSON filter value a bool", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "filter": {"channel_name_ends_with": true}}]`)}, `FIZZ_APP_WEBHOOKS[0].filter.channel_name_ends_with: must be a string, not a JSON bool`},
+		{"JSON header value a number", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "headers": {"X-A": 5}}]`)}, `FIZZ_APP_WEBHOOKS[0].headers: must be an object of strings, not a JSON number`},
+		{"JSON unknown key", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "events": ["cache_miss"]}]`)}, `FIZZ_APP_WEBHOOKS[0]: unknown key "events" (known keys: url, event_types, filter.channel_name_starts_with, filter.channel_name_ends_with, headers)`},
+		{"JSON unknown filter key", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "filter": {"prefix": "a"}}]`)}, `FIZZ_APP_WEBHOOKS[0]: unknown key "prefix"`},
+
+		// Each webhook from the environment.
+		{"JSON url empty", input{env: env("FIZZ_APP_WEBHOOKS", `[{"event_types": ["cache_miss"]}]`)}, `FIZZ_APP_WEBHOOKS[0].url: must not be empty`},
+		{"JSON null entry", input{env: env("FIZZ_APP_WEBHOOKS", `[null]`)}, `FIZZ_APP_WEBHOOKS[0].url: must not be empty`},
+		{"JSON url scheme", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h"}, {"url": "ftp://h/x"}]`)}, `FIZZ_APP_WEBHOOKS[1].url: scheme "ftp" is not http or https`},
+		{"JSON event type unknown", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "event_types": ["channel_occupied", "channel_created"]}]`)},
+			`FIZZ_APP_WEBHOOKS[0].event_types: "channel_created" is not a webhook event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, subscription_count)`},
+		{"JSON event types empty", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "event_types": []}]`)}, `FIZZ_APP_WEBHOOKS[0].event_types: is empty; list at least one event type, or leave the key out for every type`},
+		{"JSON X-Pusher header", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "headers": {"x-pusher-signature": "forged"}}]`)}, `FIZZ_APP_WEBHOOKS[0].headers: "x-pusher-signature": X-Pusher-* headers cannot be overridden`},
+		{"JSON header name not a token", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "headers": {"X Custom": "v"}}]`)}, `FIZZ_APP_WEBHOOKS[0].headers: "X Custom" is not a valid header name`},
+		{"JSON header name empty", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "headers": {"": "v"}}]`)}, `FIZZ_APP_WEBHOOKS[0].headers: "" is not a valid header name`},
+		{"JSON header name with LF", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "headers": {"X-A\nB": "v"}}]`)}, `FIZZ_APP_WEBHOOKS[0].headers: "X-A\nB" is not a valid header name`},
+		{"JSON header value with CR LF", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "headers": {"X-A": "v\r\nX-Pusher-Key: forged"}}]`)},
+			`FIZZ_APP_WEBHOOKS[0].headers: the value of "X-A" must not contain CR, LF or other control characters`},
+		{"JSON header twice", input{env: env("FIZZ_APP_WEBHOOKS", `[{"url": "https://h", "headers": {"X-A": "1", "x-a": "2"}}]`)}, `FIZZ_APP_WEBHOOKS[0].headers: "X-A" and "x-a" are the same header`},
+		{"shorthand without scheme", input{env: env("FIZZ_APP_WEBHOOK_URL", "example.com/hook")}, `FIZZ_APP_WEBHOOK_URL: has no scheme (http:// or https://)`},
+		{"shorthand without host", input{env: env("FIZZ_APP_WEBHOOK_URL", "https://u:hunter2@/hook")}, `FIZZ_APP_WEBHOOK_URL: has no host`},
+		{"shorthand unparsable", input{env: env("FIZZ_APP_WEBHOOK_URL", "https://exa mple.com")}, `FIZZ_APP_WEBHOOK_URL: not a URL: invalid character " " in host name`},
+		{"shorthand bad port", input{env: env("FIZZ_APP_WEBHOOK_URL", "https://h:99999/x?token=hunter2")}, `FIZZ_APP_WEBHOOK_URL: port "99999" is not a port number`},
+		{"REVERB_ shorthand scheme", input{env: env("REVERB_APP_WEBHOOK_URL", "ws://h")}, `REVERB_APP_WEBHOOK_URL: scheme "ws" is not http or https`},
+		{"shorthand after JSON", input{env: map[string]string{"FIZZ_APP_WEBHOOKS": `[{"url": "https://h"}]`, "FIZZ_APP_WEBHOOK_URL": "ftp://h"}}, `FIZZ_APP_WEBHOOK_URL: scheme "ftp" is not http or https`},
+		{"shorthand with file apps and no id", input{args: cfgFile, env: env("FIZZ_APP_WEBHOOK_URL", "https://h"), file: hook("      - url: https://h\n")},
+			`FIZZ_APP_WEBHOOK_URL: set, but {file} lists apps and none has id "app-id"`},
+		{"JSON with file apps and no id", input{args: cfgFile, env: env("REVERB_APP_WEBHOOKS", `[]`), file: hook("      - url: https://h\n")},
+			`REVERB_APP_WEBHOOKS: set, but {file} lists apps and none has id "app-id"`},
+		{"shorthand replacing a file app's webhooks", input{args: cfgFile, env: map[string]string{"FIZZ_APP_ID": "a", "FIZZ_APP_WEBHOOK_URL": "ftp://h"}, file: hook("      - url: https://h\n")},
+			`FIZZ_APP_WEBHOOK_URL: scheme "ftp"`},
+		{"JSON replacing a file app's webhooks", input{
+			args: cfgFile,
+			env:  map[string]string{"FIZZ_APP_ID": "a", "FIZZ_APP_WEBHOOKS": `[{"url": "https://h", "event_types": ["nope"]}]`},
+			file: hook("      - url: https://h\n        event_types: [cache_miss]\n"),
+		}, `FIZZ_APP_WEBHOOKS[0].event_types: "nope" is not a webhook event`},
+
+		// Each webhook from the file.
+		{"file url scheme", input{args: cfgFile, file: hook("      - url: https://h\n      - url: mailto:ops@example.com\n")}, `{file}:7: apps[0].webhooks[1].url: scheme "mailto" is not http or https`},
+		{"file url missing", input{args: cfgFile, file: hook("      - event_types: [cache_miss]\n")}, `{file}:6: apps[0].webhooks[0].url: must not be empty`},
+		{"file url null", input{args: cfgFile, file: hook("      - url:\n        event_types: [cache_miss]\n")}, `{file}:6: apps[0].webhooks[0].url: must not be empty`},
+		{"file webhook empty", input{args: cfgFile, file: hook("      - {}\n")}, `{file}: apps[0].webhooks[0].url: must not be empty`},
+		{"file webhook a bare dash", input{args: cfgFile, file: hook("      -\n")}, `{file}: apps[0].webhooks[0].url: must not be empty`},
+		{"file url a list", input{args: cfgFile, file: hook("      - url: [https://h]\n")}, `{file}:6: apps[0].webhooks[0].url: expected a single value`},
+		{"file event type unknown", input{args: cfgFile, file: hook("      - url: https://h\n        event_types:\n          - channel_occupied\n          - member_joined\n")},
+			`{file}:8: apps[0].webhooks[0].event_types: "member_joined" is not a webhook event`},
+		{"file event types a string", input{args: cfgFile, file: hook("      - url: https://h\n        event_types: cache_miss\n")}, `{file}:7: apps[0].webhooks[0].event_types: expected a list of event types`},
+		{"file event types empty", input{args: cfgFile, file: hook("      - url: https://h\n        event_types: []\n")}, `{file}:7: apps[0].webhooks[0].event_types: is empty`},
+		{"file event types of mappings", input{args: cfgFile, file: hook("      - url: https://h\n        event_types: [{a: b}]\n")}, `{file}:7: apps[0].webhooks[0].event_types: expected a list of strings`},
+		{"file X-Pusher header", input{args: cfgFile, file: hook("      - url: https://h\n        headers:\n          X-Pusher-Key: other\n")},
+			`{file}:8: apps[0].webhooks[0].headers: "X-Pusher-Key": X-Pusher-* headers cannot be overridden`},
+		{"file header name not a token", input{args: cfgFile, file: hook("      - url: https://h\n        headers: {'X:A': v}\n")}, `{file}:7: apps[0].webhooks[0].headers: "X:A" is not a valid header name`},
+		{"file header value with LF", input{args: cfgFile, file: hook("      - url: https://h\n        headers: {X-A: \"a\\nb\"}\n")}, `{file}:7: apps[0].webhooks[0].headers: the value of "X-A" must not contain CR, LF`},
+		{"file headers a list", input{args: cfgFile, file: hook("      - url: https://h\n        headers: [X-A]\n")}, `{file}:7: apps[0].webhooks[0].headers: expected a mapping of header names to values`},
+		{"file header value a list", input{args: cfgFile, file: hook("      - url: https://h\n        headers: {X-A: [1]}\n")}, `{file}:7: apps[0].webhooks[0].headers: header "X-A": expected a single value`},
+		{"file filter value a list", input{args: cfgFile, file: hook("      - url: https://h\n        filter: {channel_name_starts_with: [a]}\n")},
+			`{file}:7: apps[0].webhooks[0].filter.channel_name_starts_with: expected a single value`},
+		{"file webhooks a mapping", input{args: cfgFile, file: hook("      url: https://h\n")}, `{file}:6: an app's webhooks must be a list, not a mapping`},
+		{"file webhook a string", input{args: cfgFile, file: hook("      - https://h\n")}, `{file}:6: each webhook must be a mapping, not a single value`},
+		{"file filter a list", input{args: cfgFile, file: hook("      - url: https://h\n        filter: [private-]\n")}, `{file}:7: a webhook's filter must be a mapping, not a list`},
+		{"file webhook unknown key", input{args: cfgFile, file: hook("      - url: https://h\n        events: [cache_miss]\n")},
+			`{file}:7: apps[0].webhooks[0].events: unknown key (known keys: url, event_types, filter, headers)`},
+		{"file filter unknown key", input{args: cfgFile, file: hook("      - url: https://h\n        filter: {prefix: private-}\n")},
+			`{file}:7: apps[0].webhooks[0].filter.prefix: unknown key (known keys: channel_name_starts_with, channel_name_ends_with)`},
+		{"file webhook of a second app", input{args: cfgFile, file: "apps:\n  - {id: a, key: ka, secret: s}\n  - id: b\n    key: kb\n    secret: s\n    webhooks: [{url: 'http://'}]\n"},
+			`{file}:6: apps[1].webhooks[0].url: has no host`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, path, err := load(t, tt.give)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), strings.ReplaceAll(tt.want, "{file}", path))
+			assert.NotContains(t, err.Error(), "\n", "one line")
+			assert.NotContains(t, err.Error(), "hunter2", "no secret in messages")
 		})
 	}
 }
@@ -496,6 +868,16 @@ func TestValidate(t *testing.T) {
 		{"redis bad port", defaultsWith(func(c *app.Config) { c.Scaling.Enabled, c.Scaling.RedisURL = true, "redis://h:0/0" }), `scaling.redis_url: port "0" is not a port number`},
 		{"nil origins", defaultsWith(func(c *app.Config) { c.Apps[0].AllowedOrigins = nil }), `apps[0].allowed_origins: must list at least one origin ("*" allows all)`},
 		{"empty level", defaultsWith(func(c *app.Config) { c.Log.Level = "" }), `log.level: "" is not debug, info, warn or error`},
+		{"webhook leave delay negative", defaultsWith(func(c *app.Config) { c.Webhooks.LeaveDelay = -time.Second }), `webhooks.leave_delay: -1s must not be negative (0 means no delay)`},
+		{"webhook timeout zero", defaultsWith(func(c *app.Config) { c.Webhooks.Timeout = 0 }), `webhooks.timeout: 0s must be more than 0`},
+		{"webhook retry for zero", defaultsWith(func(c *app.Config) { c.Webhooks.RetryFor = 0 }), `webhooks.retry_for: 0s must be more than 0`},
+		{"webhook batch window zero", defaultsWith(func(c *app.Config) { c.Webhooks.BatchWindow = 0 }), `webhooks.batch_window: 0s must be more than 0`},
+		{"webhook without host", defaultsWith(func(c *app.Config) {
+			c.Apps[0].Webhooks = []apps.Webhook{{URL: "https://h"}, {URL: "http:///x"}}
+		}), `apps[0].webhooks[1].url: has no host`},
+		{"webhook X-Pusher header", defaultsWith(func(c *app.Config) {
+			c.Apps[0].Webhooks = []apps.Webhook{{URL: "https://h", Headers: map[string]string{"X-PUSHER-KEY": "k"}}}
+		}), `apps[0].webhooks[0].headers: "X-PUSHER-KEY": X-Pusher-* headers cannot be overridden`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -517,6 +899,14 @@ func TestValidateAcceptsEdgeValues(t *testing.T) {
 			c.Scaling.Enabled, c.Scaling.RedisURL = true, "rediss://u:p@redis.example.com:6380/15"
 		})},
 		{"text logs", defaultsWith(func(c *app.Config) { c.Log.Format = "text" })},
+		{"no webhook leave delay", defaultsWith(func(c *app.Config) { c.Webhooks.LeaveDelay = 0 })},
+		{"webhooks of every kind", defaultsWith(func(c *app.Config) {
+			c.Apps[0].Webhooks = []apps.Webhook{
+				{URL: "http://user:pw@[::1]:8080/hook?x=1", EventTypes: []string{"cache_miss", "subscription_count"}},
+				{URL: "https://Example.COM", Headers: map[string]string{"X-Pusher": "not the reserved prefix", "Authorization": "Bearer\tx", "X-Empty": ""}},
+				{URL: "https://h", Filter: apps.WebhookFilter{ChannelNameStartsWith: "private-"}},
+			}
+		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -552,6 +942,7 @@ func FuzzLoadFile(f *testing.F) {
 	require.NoError(f, err)
 	f.Add(string(multi))
 	f.Add("server: {port: 1}\n")
+	f.Add(hooksFile)
 	f.Fuzz(func(t *testing.T, file string) {
 		cfg, _, err := load(t, input{args: []string{"--config", "{file}"}, file: file})
 		if err == nil {
@@ -565,6 +956,7 @@ func FuzzLoadEnv(f *testing.F) {
 	f.Add("1")
 	f.Add("true")
 	f.Add("redis://:p@h:1/2")
+	f.Add(`[{"url": "https://h", "event_types": ["cache_miss"], "headers": {"X-A": "b"}}]`)
 	f.Fuzz(func(t *testing.T, value string) {
 		names := []string{
 			"FIZZ_SERVER_HOST", "FIZZ_SERVER_PORT", "FIZZ_SERVER_PATH", "FIZZ_MAX_REQUEST_SIZE", "FIZZ_DEBUG",
@@ -574,6 +966,8 @@ func FuzzLoadEnv(f *testing.F) {
 			"FIZZ_APP_CLIENT_EVENTS_PER_SECOND", "FIZZ_SCALING_ENABLED", "FIZZ_SCALING_CHANNEL", "FIZZ_SCALING_TIMEOUT",
 			"FIZZ_METRICS_HOST", "FIZZ_METRICS_PORT", "FIZZ_LOG_FORMAT", "FIZZ_LOG_LEVEL", "FIZZ_TLS_CERT",
 			"FIZZ_TLS_KEY", "FIZZ_SHUTDOWN_GRACE", "REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB",
+			"FIZZ_APP_WEBHOOKS", "FIZZ_APP_WEBHOOK_URL", "FIZZ_APP_WEBHOOK_BATCHING", "FIZZ_WEBHOOK_LEAVE_DELAY",
+			"FIZZ_WEBHOOK_TIMEOUT", "FIZZ_WEBHOOK_RETRY_FOR", "FIZZ_WEBHOOK_BATCH_WINDOW",
 		}
 		env := map[string]string{}
 		for _, n := range names {
