@@ -32,6 +32,9 @@ type Outbox interface {
 	// Lead tries to make this node the leader, or keeps it so, and
 	// reports whether it is. Call it at least every Lease/3 while leading.
 	Lead(ctx context.Context) (bool, error)
+	// Resign gives up the lead, if this node has it, so that another
+	// node takes over at once rather than after the lease (at shutdown).
+	Resign(ctx context.Context) error
 	// Read returns up to max entries for the leader, oldest first: after
 	// each Lead that made this node leader, first the entries earlier
 	// leaders left unfinished. It waits up to a second for entries.

@@ -357,6 +357,9 @@ func (s *LocalState) Lead(context.Context) (bool, error) {
 	return d.leader == s.node, nil
 }
 
+// Resign implements Outbox: one node's memory has no other leader.
+func (s *LocalState) Resign(context.Context) error { return nil }
+
 // Read implements Outbox: entries leave the queue as they are read (a
 // node's memory dies with the node; no other leader could take them).
 func (s *LocalState) Read(ctx context.Context, max int) ([]OutboxEntry, error) {

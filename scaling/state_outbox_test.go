@@ -184,3 +184,25 @@ func TestRedisOutboxAfterDataLoss(t *testing.T) {
 		return err == nil && len(es) == 1 && names(es)[0] == "cache_miss two"
 	}, stateWait, 10*time.Millisecond, "the leader reads what was added after the data loss")
 }
+
+// TestRedisOutboxResign: a leader that resigns lets another node lead at
+// once, and what it had read but not finished goes to that node.
+func TestRedisOutboxResign(t *testing.T) {
+	ctx := context.Background()
+	c := newRedisCluster(t)
+	a := c.running(t, nodeOptions{webhooks: everyHook, lease: time.Hour})
+	b := c.running(t, nodeOptions{webhooks: everyHook, lease: time.Hour})
+	lead, err := a.rs.Lead(ctx)
+	require.NoError(t, err)
+	require.True(t, lead)
+	require.NoError(t, a.rs.Add(ctx, testApp, json.RawMessage(`{"name":"cache_miss","channel":"one"}`)))
+	readAll(t, a.rs, 1)
+
+	require.NoError(t, a.rs.Resign(ctx))
+	lead, err = b.rs.Lead(ctx)
+	require.NoError(t, err)
+	require.True(t, lead, "b leads at once, long before a's lease would end")
+	assert.Equal(t, []string{"cache_miss one"}, names(readAll(t, b.rs, 1)))
+	_, err = a.rs.Read(ctx, 1)
+	assert.ErrorIs(t, err, scaling.ErrNotLeader)
+}

@@ -76,6 +76,25 @@ func (s *RedisState) Lead(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// resignScript deletes the leader key if it holds ARGV[1].
+var resignScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// Resign implements Outbox. What this node read and did not finish stays
+// pending, for the next leader.
+func (s *RedisState) Resign(ctx context.Context) error {
+	if !s.isLeading() {
+		return nil
+	}
+	s.setLeading(false)
+	if err := resignScript.Run(ctx, s.client, []string{s.leaderKey()}, s.node).Err(); err != nil {
+		return fmt.Errorf("resign the outbox: %w", err)
+	}
+	return nil
+}
+
 func (s *RedisState) setLeading(v bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -59,6 +59,8 @@ func (o *fakeOutbox) Add(_ context.Context, _ string, events ...json.RawMessage)
 
 func (o *fakeOutbox) Lead(context.Context) (bool, error) { return true, nil }
 
+func (o *fakeOutbox) Resign(context.Context) error { return nil }
+
 func (o *fakeOutbox) Read(ctx context.Context, max int) ([]scaling.OutboxEntry, error) {
 	select {
 	case <-o.ready:

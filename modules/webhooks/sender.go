@@ -36,6 +36,8 @@ const (
 	ackEvery = 100 * time.Millisecond
 	// pruneEvery paces forgetting what no longer matters.
 	pruneEvery = 10 * time.Second
+	// logEvery spaces the log lines of a failure that repeats.
+	logEvery = 10 * time.Second
 )
 
 // Sender sends the webhooks of every app while this node leads the
@@ -54,6 +56,8 @@ type Sender struct {
 	countEvery, firstBackoff time.Duration
 	// dropped is the outbox's Dropped already logged and counted.
 	dropped int64
+	// addFailed is when add last logged a failure (unix ns).
+	addFailed atomic.Int64
 }
 
 // New returns a Sender for the apps of list over outbox. lease is the
@@ -126,8 +130,8 @@ func (s *Sender) Run(ctx context.Context) {
 
 // lead sends while this node leads: a reader goroutine renews the lead and
 // hands outbox entries to the scheduler, which runs on this goroutine.
-func (s *Sender) lead(ctx context.Context) {
-	ctx, lost := context.WithCancel(ctx)
+func (s *Sender) lead(outer context.Context) {
+	ctx, lost := context.WithCancel(outer)
 	defer lost()
 	in := make(chan []scaling.OutboxEntry)
 	sch := newScheduler(s)
@@ -140,6 +144,15 @@ func (s *Sender) lead(ctx context.Context) {
 	sch.run(ctx, in)
 	lost()
 	wg.Wait()
+	if outer.Err() != nil {
+		// Stopping: let another node take over now. What this node held
+		// stays in the outbox for it, leave delays and all.
+		rctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+		defer cancel()
+		if err := s.outbox.Resign(rctx); err != nil {
+			s.log.Warn("giving up the lead of the webhook outbox", "err", err)
+		}
+	}
 }
 
 // read renews the lead every leadEvery and reads the outbox while the
@@ -251,11 +264,15 @@ func (s *Sender) CacheMiss(ctx context.Context, app *apps.App, channel string) {
 	s.add(ctx, app.ID, body)
 }
 
-// add puts one event in the outbox; a failure is logged, never the
-// caller's: a webhook must not fail a client's event.
+// add puts one event in the outbox; a failure is counted and logged (at
+// most once per logEvery), never the caller's: a webhook must not fail a
+// client's event.
 func (s *Sender) add(ctx context.Context, appID string, event json.RawMessage) {
 	if err := s.outbox.Add(ctx, appID, event); err != nil {
-		s.log.Warn("a webhook event could not be queued", "app_id", appID, "err", err)
 		s.stats.WebhookDropped(appID, "outbox_unreachable", 1)
+		now := s.now().UnixNano()
+		if last := s.addFailed.Load(); now-last >= int64(logEvery) && s.addFailed.CompareAndSwap(last, now) {
+			s.log.Warn("webhook events could not be queued", "app_id", appID, "err", err)
+		}
 	}
 }

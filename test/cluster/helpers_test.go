@@ -95,7 +95,7 @@ func (c *cluster) start(t testing.TB, name string, mutate func(*app.Config)) *no
 
 // startProcess starts a node of the cluster as its own process, so that
 // the test can kill it with SIGKILL; env adds to its environment.
-func (c *cluster) startProcess(t *testing.T, name string, env map[string]string) *node {
+func (c *cluster) startProcess(t testing.TB, name string, env map[string]string) *node {
 	t.Helper()
 	vars := map[string]string{
 		"FIZZ_SCALING_ENABLED": "true",

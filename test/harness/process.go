@@ -143,6 +143,9 @@ func (p *Process) WSURL() string {
 	return "ws://" + p.Addr + "/app/" + AppKey + "?protocol=7&client=js&version=8.4.0"
 }
 
+// Pid returns the process id of the node.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Kill ends the process with SIGKILL and waits for it: no socket is
 // closed, no lease released.
 func (p *Process) Kill() {
