@@ -155,14 +155,22 @@ func (sch *scheduler) take(e scaling.OutboxEntry) {
 		sch.end(h)
 		return
 	}
+	// Every delivery is counted before any is queued: queueing one may
+	// finish it at once (a flap), which must not finish the entry while
+	// another webhook still owes it.
+	var targets []*hookQueue
 	for _, hq := range sch.hooks[e.AppID] {
 		if hq.hook.Wants(ev.Name, ev.Channel) {
-			h.left++
-			sch.enqueue(hq, &delivery{entry: h, ev: ev})
+			targets = append(targets, hq)
 		}
 	}
+	h.left = len(targets)
 	if h.left == 0 {
 		sch.end(h)
+		return
+	}
+	for _, hq := range targets {
+		sch.enqueue(hq, &delivery{entry: h, ev: ev})
 	}
 }
 
@@ -189,7 +197,8 @@ func undoes(name, leave string) bool {
 }
 
 // enqueue adds d to its key's queue: a join that undoes the leave waiting
-// there drops both, and a subscription count replaces the one waiting.
+// there, within the leave delay of it, drops both, and a subscription
+// count replaces the one waiting.
 func (sch *scheduler) enqueue(hq *hookQueue, d *delivery) {
 	now := sch.s.now()
 	key := orderKey(d.ev)
@@ -201,7 +210,8 @@ func (sch *scheduler) enqueue(hq *hookQueue, d *delivery) {
 	if n := len(kq.q); n > 0 && !(n == 1 && kq.busy) {
 		last := kq.q[n-1]
 		switch {
-		case undoes(d.ev.Name, last.ev.Name):
+		case undoes(d.ev.Name, last.ev.Name) && d.entry.e.At.Before(last.entry.e.At.Add(sch.s.cfg.LeaveDelay)):
+			// Back within the leave delay: neither is sent.
 			kq.q = kq.q[:n-1]
 			sch.done1(last)
 			sch.done1(d)
