@@ -87,6 +87,7 @@ func defaultApp() apps.App {
 		MaxPresenceMembers:     apps.DefaultMaxPresenceMembers,
 		MaxPresenceUserInfo:    apps.DefaultMaxPresenceUserInfo,
 		ClientEventsPerSecond:  apps.DefaultClientEventsPerSecond,
+		SigninTimeout:          apps.DefaultSigninTimeout,
 	}
 }
 
@@ -108,7 +109,9 @@ func defaultApp() apps.App {
 // REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB is set, the URL is built from them
 // (defaults 127.0.0.1, 6379, no user, no password, db 0), and a value of
 // "null" counts as unset there, as in Laravel's .env. FIZZ_DEBUG or --debug
-// also sets the log level to debug.
+// also sets the log level to debug. FIZZ_APP_SIGNIN_TIMEOUT (signin_timeout
+// in the file) is a Go duration such as 30s, or a whole number of seconds as
+// FIZZ_APP_PING_INTERVAL is.
 //
 // In the config file, an app must give its id, key and secret; the limits it
 // leaves out take the defaults.
@@ -299,6 +302,9 @@ func (c Config) validateApps() error {
 		}
 		if a.ClientEventsPerSecond < 0 {
 			return invalid(field("client_events_per_second"), "%d must not be negative (0 means no cap)", a.ClientEventsPerSecond)
+		}
+		if a.SigninTimeout <= 0 {
+			return invalid(field("signin_timeout"), "%s must be more than 0", a.SigninTimeout)
 		}
 		if err := validateWebhooks(i, a.Webhooks); err != nil {
 			return err
@@ -516,6 +522,15 @@ var appSettings = []appSetting{
 		return err
 	}},
 	{"webhook_batching", "APP_WEBHOOK_BATCHING", func(a *apps.App, v string) (err error) { a.WebhookBatching, err = parseBool(v); return err }},
+	{"subscription_count", "APP_SUBSCRIPTION_COUNT", func(a *apps.App, v string) (err error) {
+		a.SubscriptionCount, err = parseBool(v)
+		return err
+	}},
+	{"require_signin", "APP_REQUIRE_SIGNIN", func(a *apps.App, v string) (err error) { a.RequireSignin, err = parseBool(v); return err }},
+	{"signin_timeout", "APP_SIGNIN_TIMEOUT", func(a *apps.App, v string) (err error) {
+		a.SigninTimeout, err = parseTimeout(v)
+		return err
+	}},
 	// The file lists an app's webhooks under "webhooks" (see loadFileWebhooks);
 	// these two are the environment's, and "webhooks" must come first.
 	{"webhooks", "APP_WEBHOOKS", func(a *apps.App, v string) (err error) { a.Webhooks, err = parseWebhooks(v); return err }},
@@ -837,6 +852,9 @@ type fileApp struct {
 	ClientEventsPerSecond  yaml.Node      `yaml:"client_events_per_second"`
 	WebhookBatching        yaml.Node      `yaml:"webhook_batching"`
 	Webhooks               []*fileWebhook `yaml:"webhooks"` // pointers: a bare "-" is kept, as nil
+	SubscriptionCount      yaml.Node      `yaml:"subscription_count"`
+	RequireSignin          yaml.Node      `yaml:"require_signin"`
+	SigninTimeout          yaml.Node      `yaml:"signin_timeout"`
 }
 
 // fileWebhook is one of an app's webhooks, the keys of apps.Webhook.
@@ -889,6 +907,9 @@ func (a *fileApp) nodes() map[string]*yaml.Node {
 		"max_presence_user_info":    &a.MaxPresenceUserInfo,
 		"client_events_per_second":  &a.ClientEventsPerSecond,
 		"webhook_batching":          &a.WebhookBatching,
+		"subscription_count":        &a.SubscriptionCount,
+		"require_signin":            &a.RequireSignin,
+		"signin_timeout":            &a.SigninTimeout,
 	}
 }
 
@@ -1299,6 +1320,22 @@ func parseSeconds(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q seconds is too long", v)
 	}
 	return time.Duration(n) * time.Second, nil
+}
+
+// parseTimeout reads a Go duration such as 30s or 1m, or a bare whole number
+// of seconds as FIZZ_APP_PING_INTERVAL takes: FIZZ_APP_SIGNIN_TIMEOUT.
+func parseTimeout(v string) (time.Duration, error) {
+	t := strings.TrimSpace(v)
+	if d, err := time.ParseDuration(t); err == nil {
+		return d, nil
+	}
+	switch _, err := strconv.ParseInt(t, 10, 64); {
+	case err == nil:
+		return parseSeconds(v)
+	case errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("%q seconds is too long", v)
+	}
+	return 0, fmt.Errorf("%q is not a duration (such as 30s or 1m) or a whole number of seconds", v)
 }
 
 // parseDuration reads a Go duration such as 2s or 500ms.

@@ -87,9 +87,13 @@ func TestDefaults(t *testing.T) {
 		MaxPresenceMembers:     apps.DefaultMaxPresenceMembers,
 		MaxPresenceUserInfo:    apps.DefaultMaxPresenceUserInfo,
 		ClientEventsPerSecond:  apps.DefaultClientEventsPerSecond,
+		SubscriptionCount:      false,
+		RequireSignin:          false,
+		SigninTimeout:          30 * time.Second,
 	}}, cfg.Apps)
 	assert.Nil(t, cfg.Apps[0].Webhooks)
 	assert.False(t, cfg.Apps[0].WebhookBatching)
+	assert.Equal(t, apps.DefaultSigninTimeout, cfg.Apps[0].SigninTimeout)
 	assert.Equal(t, webhooks.Config{
 		LeaveDelay:  3 * time.Second,
 		Timeout:     5 * time.Second,
@@ -261,6 +265,7 @@ func TestLoad(t *testing.T) {
 				"FIZZ_APP_MAX_CONNECTIONS": "20", "FIZZ_APP_ALLOWED_ORIGINS": "a.com, *.b.com",
 				"FIZZ_APP_ACCEPT_CLIENT_EVENTS_FROM": "None", "FIZZ_APP_MAX_PRESENCE_MEMBERS": "7",
 				"FIZZ_APP_MAX_PRESENCE_USER_INFO": "99", "FIZZ_APP_CLIENT_EVENTS_PER_SECOND": "0",
+				"FIZZ_APP_SUBSCRIPTION_COUNT": "true", "FIZZ_APP_REQUIRE_SIGNIN": "yes", "FIZZ_APP_SIGNIN_TIMEOUT": "45s",
 				"FIZZ_SCALING_ENABLED": "1", "FIZZ_SCALING_CHANNEL": "cluster-a", "FIZZ_SCALING_TIMEOUT": "500ms",
 				"FIZZ_SCALING_LEASE": "6s",
 				"FIZZ_METRICS_HOST":  "0.0.0.0", "FIZZ_METRICS_PORT": "9999",
@@ -276,6 +281,7 @@ func TestLoad(t *testing.T) {
 					MaxMessageSize: 500, MaxConnections: 20, AllowedOrigins: []string{"a.com", "*.b.com"},
 					AcceptClientEventsFrom: apps.ClientEventsNone,
 					MaxPresenceMembers:     7, MaxPresenceUserInfo: 99, ClientEventsPerSecond: 0,
+					SubscriptionCount: true, RequireSignin: true, SigninTimeout: 45 * time.Second,
 				}
 				c.Scaling.Enabled, c.Scaling.Channel, c.Scaling.Timeout = true, "cluster-a", 500*time.Millisecond
 				c.Scaling.Lease = 6 * time.Second
@@ -968,6 +974,7 @@ func FuzzLoadEnv(f *testing.F) {
 			"FIZZ_TLS_KEY", "FIZZ_SHUTDOWN_GRACE", "REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB",
 			"FIZZ_APP_WEBHOOKS", "FIZZ_APP_WEBHOOK_URL", "FIZZ_APP_WEBHOOK_BATCHING", "FIZZ_WEBHOOK_LEAVE_DELAY",
 			"FIZZ_WEBHOOK_TIMEOUT", "FIZZ_WEBHOOK_RETRY_FOR", "FIZZ_WEBHOOK_BATCH_WINDOW",
+			"FIZZ_APP_SUBSCRIPTION_COUNT", "FIZZ_APP_REQUIRE_SIGNIN", "FIZZ_APP_SIGNIN_TIMEOUT",
 		}
 		env := map[string]string{}
 		for _, n := range names {

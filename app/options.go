@@ -31,6 +31,12 @@ const StopTimeout = 15 * time.Second
 // own Config and logger, and swap parts with fx.Replace or fx.Decorate.
 func Options(cfg Config, log *slog.Logger) fx.Option {
 	cfg.Scaling.Webhooks = webhookKinds(cfg.Apps)
+	cfg.Scaling.SubscriptionCounts = make(map[string]bool)
+	for _, a := range cfg.Apps {
+		if a.SubscriptionCount {
+			cfg.Scaling.SubscriptionCounts[a.ID] = true
+		}
+	}
 	return fx.Options(
 		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, cfg.Webhooks, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}),
 		fx.Supply(log),

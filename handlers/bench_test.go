@@ -38,7 +38,7 @@ func BenchmarkClientEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = local.Close() })
-	state := scaling.NewLocalState(local, nil)
+	state := scaling.NewLocalState(local, scaling.Config{})
 	m := membership.New(manager, registry, state, nil, log)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -86,7 +86,7 @@ func (h *MessageHandler) Handle(ctx context.Context, c *connection.Conn, msg []b
 	case f.Event == pusher.EventUnsubscribe:
 		err = h.unsubscribe(ctx, c, f)
 	case f.Event == pusher.EventSignin:
-		err = h.signin(c, f)
+		err = h.signin(ctx, c, f)
 	case strings.HasPrefix(f.Event, pusher.ClientEventPrefix):
 		err = h.clientEvent(ctx, c, f)
 	default:
@@ -219,7 +219,7 @@ func (h *MessageHandler) unsubscribe(ctx context.Context, c *connection.Conn, f 
 
 // signin authenticates the socket as a user (pusher:signin), so that it may
 // join its #server-to-user- channel and be terminated by user id.
-func (h *MessageHandler) signin(c *connection.Conn, f pusher.Frame) error {
+func (h *MessageHandler) signin(ctx context.Context, c *connection.Conn, f pusher.Frame) error {
 	var req struct {
 		UserData string `json:"user_data"`
 		Auth     string `json:"auth"`
@@ -246,6 +246,10 @@ func (h *MessageHandler) signin(c *connection.Conn, f pusher.Frame) error {
 	if !ok {
 		return pusher.Errorf(pusher.CodeGeneric, "Invalid sign-in: user_data needs an id")
 	}
+	watchlist, err := membership.WatchlistOf([]byte(req.UserData))
+	if err != nil {
+		return err
+	}
 	if !c.SetUserID(id) {
 		return pusher.Errorf(pusher.CodeUnauthorized, "The socket is already signed in as another user")
 	}
@@ -253,7 +257,7 @@ func (h *MessageHandler) signin(c *connection.Conn, f pusher.Frame) error {
 	body, _ := json.Marshal(struct {
 		UserData string `json:"user_data"`
 	}{req.UserData})
-	c.Send(pusher.EncodeEvent("pusher:signin_success", "", pusher.StringData(body), ""))
+	h.membership.SignIn(ctx, c, id, watchlist, pusher.EncodeEvent("pusher:signin_success", "", pusher.StringData(body), ""))
 	return nil
 }
 

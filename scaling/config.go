@@ -19,4 +19,8 @@ type Config struct {
 	// the app wants: the shared state puts the transitions of those kinds
 	// in the app's outbox, atomically with the change that decides them.
 	Webhooks map[string][]string
+	// SubscriptionCounts lists the apps whose non-presence channels
+	// announce their subscription count to their subscribers: the shared
+	// state publishes each new count (KindCount) with the change.
+	SubscriptionCounts map[string]bool
 }

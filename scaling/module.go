@@ -49,7 +49,7 @@ func newState(cfg Config, p PubSubProvider, log *slog.Logger) State {
 	if r, ok := p.(*Redis); ok {
 		return NewRedisState(r, cfg, log)
 	}
-	return NewLocalState(p, cfg.Webhooks)
+	return NewLocalState(p, cfg)
 }
 
 // newOutbox returns the outbox that goes with the state: both keep it.

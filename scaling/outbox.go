@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -58,15 +59,41 @@ type OutboxEntry struct {
 	Event json.RawMessage
 }
 
-// hookedKinds turns Config.Webhooks into the form the scripts read: per
-// app, the event names between commas.
-func hookedKinds(webhooks map[string][]string) map[string]string {
-	out := make(map[string]string, len(webhooks))
-	for app, kinds := range webhooks {
-		if len(kinds) > 0 {
-			out[app] = "," + strings.Join(kinds, ",") + ","
+// announceCount is the pseudo event name, in hookedKinds' form, of an app
+// whose subscription counts are announced to subscribers.
+const announceCount = "announce_count"
+
+// hookedKinds turns Config.Webhooks and Config.SubscriptionCounts into
+// the form the scripts read: per app, the event names between commas, and
+// announceCount for an app that announces its counts.
+func hookedKinds(cfg Config) map[string]string {
+	kinds := make(map[string][]string, len(cfg.Webhooks))
+	for app, names := range cfg.Webhooks {
+		kinds[app] = append(kinds[app], names...)
+	}
+	for app, on := range cfg.SubscriptionCounts {
+		if on {
+			kinds[app] = append(kinds[app], announceCount)
 		}
 	}
+	out := make(map[string]string, len(kinds))
+	for app, names := range kinds {
+		if len(names) > 0 {
+			out[app] = "," + strings.Join(names, ",") + ","
+		}
+	}
+	return out
+}
+
+// webhookApps returns the ids of the apps with webhooks, sorted.
+func webhookApps(cfg Config) []string {
+	var out []string
+	for app, names := range cfg.Webhooks {
+		if len(names) > 0 {
+			out = append(out, app)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -50,6 +50,15 @@ type State interface {
 	LeavePresence(ctx context.Context, appID, channel, userID string) ([]Transition, error)
 	// PresenceMembers returns a presence channel's member list and its Seq.
 	PresenceMembers(ctx context.Context, appID, channel string) (Snapshot, error)
+
+	// SignIn counts one more signed-in socket of userID on this node: the
+	// user's first anywhere makes them online (a member_added of
+	// UsersChannel). SignOut counts one less: the last makes them offline.
+	SignIn(ctx context.Context, appID, userID string) ([]Transition, error)
+	SignOut(ctx context.Context, appID, userID string) ([]Transition, error)
+	// Online returns which of users are online now, with the Seq of
+	// UsersChannel that this answer reflects.
+	Online(ctx context.Context, appID string, users []string) ([]string, uint64, error)
 	// SetSubscriptions records how many subscriptions this node holds on
 	// each of the given channels (never presence channels, which
 	// JoinPresence and LeavePresence count) and returns the transitions
@@ -122,10 +131,29 @@ type Transition struct {
 	Seq     uint64
 }
 
+// UsersChannel is the presence channel, internal to each app, whose
+// members are the app's signed-in users (pusher:signin): its member
+// transitions are the watchlist's online and offline events. Its name is
+// no valid channel name, so no client can subscribe to it, and it has no
+// webhooks and no subscription count.
+const UsersChannel = ":users"
+
 // KindPresence is the kind of the envelopes that carry member
 // transitions; the shared state publishes them, with the transition's
 // Seq in Envelope.Seq.
 const KindPresence = "presence"
+
+// KindCount is the kind of the envelopes that carry a non-presence
+// channel's new subscription count, for the apps that announce it
+// (Config.SubscriptionCounts); the shared state publishes them, with the
+// change's Seq in Envelope.Seq.
+const KindCount = "count"
+
+// CountEvent is the payload of a KindCount envelope.
+type CountEvent struct {
+	Channel           string `json:"channel"`
+	SubscriptionCount int    `json:"subscription_count"`
+}
 
 // MemberEvent is the payload of a KindPresence envelope.
 type MemberEvent struct {
@@ -191,4 +219,13 @@ func memberEnvelope(origin string, t Transition) (Envelope, error) {
 		return Envelope{}, err
 	}
 	return Envelope{V: Version, Kind: KindPresence, AppID: t.AppID, Origin: origin, Seq: t.Seq, Payload: payload}, nil
+}
+
+// countEnvelope is the KindCount envelope of a subscription_count transition.
+func countEnvelope(origin string, t Transition) (Envelope, error) {
+	payload, err := json.Marshal(CountEvent{Channel: t.Channel, SubscriptionCount: t.Count})
+	if err != nil {
+		return Envelope{}, err
+	}
+	return Envelope{V: Version, Kind: KindCount, AppID: t.AppID, Origin: origin, Seq: t.Seq, Payload: payload}, nil
 }

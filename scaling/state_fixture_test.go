@@ -401,7 +401,7 @@ func (c *localCluster) add(t *testing.T) *subject {
 	t.Cleanup(func() { assert.NoError(t, p.Close()) })
 	var s *scaling.LocalState
 	if c.first == nil {
-		s = scaling.NewLocalState(p, nil)
+		s = scaling.NewLocalState(p, scaling.Config{})
 		c.first = s
 	} else {
 		s = c.first.ForNode(p)

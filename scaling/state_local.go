@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -73,16 +74,17 @@ type cachedEvent struct {
 }
 
 // NewLocalState returns an empty LocalState that publishes member
-// transitions through pubsub and queues, per app, the transitions of the
-// kinds webhooks lists (Config.Webhooks) in its outbox.
-func NewLocalState(pubsub PubSubProvider, webhooks map[string][]string) *LocalState {
+// transitions (and the subscription counts of Config.SubscriptionCounts)
+// through pubsub and queues, per app, the transitions of the kinds
+// Config.Webhooks lists in its outbox.
+func NewLocalState(pubsub PubSubProvider, cfg Config) *LocalState {
 	return &LocalState{
 		data: &localData{
 			channels: make(map[string]*localChannel),
 			cache:    make(map[string]cachedEvent),
 			conns:    make(map[string]int),
 			now:      time.Now,
-			hooks:    hookedKinds(webhooks),
+			hooks:    hookedKinds(cfg),
 			outbox:   localOutbox{ready: make(chan struct{}, 1)},
 		},
 		node:   pubsub.Node(),
@@ -141,21 +143,61 @@ func counted(appID, channel string, before, after int, seq uint64, extra ...Tran
 func (s *LocalState) publish(ctx context.Context, ts []Transition) {
 	d := s.data
 	for _, t := range ts {
-		if wants(d.hooks[t.AppID], t.Kind) {
+		kinds := d.hooks[t.AppID]
+		internal := strings.HasPrefix(t.Channel, ":")
+		if !internal && wants(kinds, t.Kind) {
 			d.add(t.AppID, d.now(), webhookEvent(t))
 		}
-		if t.Kind != MemberAdded && t.Kind != MemberRemoved {
+		var e Envelope
+		var err error
+		switch {
+		case t.Kind == MemberAdded || t.Kind == MemberRemoved:
+			e, err = memberEnvelope(s.node, t)
+		case t.Kind == SubscriptionCount && !internal && wants(kinds, announceCount) && !strings.HasPrefix(t.Channel, "presence-"):
+			e, err = countEnvelope(s.node, t)
+		default:
 			continue
 		}
-		e, err := memberEnvelope(s.node, t)
 		if err == nil {
 			_, _ = s.pubsub.Publish(context.WithoutCancel(ctx), e) // only fails once closed: the node is stopping
 		}
 	}
 }
 
+// SignIn implements State.
+func (s *LocalState) SignIn(ctx context.Context, appID, userID string) ([]Transition, error) {
+	_, ts, err := s.join(ctx, appID, UsersChannel, userID, nil, 0, false)
+	return ts, err
+}
+
+// SignOut implements State.
+func (s *LocalState) SignOut(ctx context.Context, appID, userID string) ([]Transition, error) {
+	return s.LeavePresence(ctx, appID, UsersChannel, userID)
+}
+
+// Online implements State.
+func (s *LocalState) Online(_ context.Context, appID string, users []string) ([]string, uint64, error) {
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var online []string
+	if ch := d.channel(stateKey(appID, UsersChannel), false); ch != nil {
+		for _, u := range users {
+			if ch.members[u] != nil {
+				online = append(online, u)
+			}
+		}
+	}
+	return online, d.seq, nil
+}
+
 // JoinPresence implements State.
 func (s *LocalState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (Snapshot, []Transition, error) {
+	return s.join(ctx, appID, channel, userID, info, maxMembers, true)
+}
+
+// join is JoinPresence, with the member list only when list is set.
+func (s *LocalState) join(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int, list bool) (Snapshot, []Transition, error) {
 	d := s.data
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -177,6 +219,9 @@ func (s *LocalState) JoinPresence(ctx context.Context, appID, channel, userID st
 	ch.total++
 	ts := counted(appID, channel, ch.total-1, ch.total, d.seq, added...)
 	s.publish(ctx, ts)
+	if !list {
+		return Snapshot{Seq: d.seq}, ts, nil
+	}
 	return d.snapshot(ch), ts, nil
 }
 

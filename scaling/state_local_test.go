@@ -13,7 +13,7 @@ import (
 // whose envelopes rec records.
 func newTestLocalState(t *testing.T, rec *recorder) *LocalState {
 	t.Helper()
-	return NewLocalState(newSubscribedLocal(t, rec.deliver), nil)
+	return NewLocalState(newSubscribedLocal(t, rec.deliver), Config{})
 }
 
 func TestLocalStateCache(t *testing.T) {

@@ -71,10 +71,12 @@ type RedisState struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	// hooks are Config.Webhooks as the scripts read them (hookedKinds),
-	// and as one JSON object for the re-assert.
+	// hooks are Config.Webhooks and Config.SubscriptionCounts as the
+	// scripts read them (hookedKinds), and as one JSON object for the
+	// re-assert; outboxes are the apps with webhooks.
 	hooks     map[string]string
 	hooksJSON string
+	outboxes  []string
 
 	// dirty is set when a write failed, so the next heartbeat re-asserts.
 	dirty atomic.Bool
@@ -133,12 +135,12 @@ func NewRedisState(r *Redis, cfg Config, log *slog.Logger) *RedisState {
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
-	hooks := hookedKinds(cfg.Webhooks)
+	hooks := hookedKinds(cfg)
 	hooksJSON, _ := json.Marshal(hooks) // strings only: never fails
 	return &RedisState{
 		client: r.Client(), pubsub: r, prefix: cfg.Channel, node: r.Node(),
 		lease: lease, timeout: timeout, log: log,
-		hooks: hooks, hooksJSON: string(hooksJSON),
+		hooks: hooks, hooksJSON: string(hooksJSON), outboxes: webhookApps(cfg),
 		unannounced: make(map[memberKey]struct{}),
 		acks:        make(map[string]chan struct{}),
 		ask:         make(chan struct{}, 1),
@@ -205,13 +207,19 @@ local function whole()
   return redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 1
 end
 local out = {}
-local hooked, outbox = {}, nil
+local hooked, outbox, to, from = {}, nil, '', ''
 local function add(kind, app, channel, user, info, count, seq)
   for _, v in ipairs({kind, app, channel, user, info, tostring(count), string.format('%%.0f', seq)}) do
     table.insert(out, v)
   end
   local kinds = hooked[app]
-  if kinds and string.find(kinds, ',' .. kind .. ',', 1, true) then
+  if not kinds or string.sub(channel, 1, 1) == ':' then return end
+  if kind == 'subscription_count' and string.find(kinds, ',announce_count,', 1, true) and string.sub(channel, 1, 9) ~= 'presence-' then
+    redis.call('PUBLISH', to, '{"v":' .. version .. ',"kind":"count","app_id":' .. cjson.encode(app) ..
+      ',"origin":' .. cjson.encode(from) .. ',"seq":' .. string.format('%%.0f', seq) ..
+      ',"payload":' .. cjson.encode({channel = channel, subscription_count = count}) .. '}')
+  end
+  if string.find(kinds, ',' .. kind .. ',', 1, true) then
     local event = {name = kind, channel = channel}
     if user ~= '' then event.user_id = user end
     if kind == 'subscription_count' then event.subscription_count = count end
@@ -255,7 +263,7 @@ func (s *RedisState) channelKeys(appID, channel, userID string) []string {
 var joinScript = redis.NewScript(prelude + `
 if not whole() then return {'lost'} end
 local pubsub, node, app, channel, user, info = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-hooked[app], outbox = ARGV[9], function() return KEYS[11] end
+hooked[app], outbox, to, from = ARGV[9], function() return KEYS[11] end, pubsub, node
 local sockets = tonumber(redis.call('HGET', KEYS[7], user) or '0')
 if sockets == 0 then
   local max = tonumber(ARGV[7])
@@ -275,16 +283,37 @@ counted(app, channel, after - 1, after, seq, function()
     announce(pubsub, node, app, channel, user, info, seq)
   end
 end)
+if ARGV[10] ~= '1' then return {'ok', string.format('%.0f', seq), out} end
 return {'ok', string.format('%.0f', seq), out, redis.call('HGETALL', KEYS[6])}
 `)
 
 // JoinPresence implements State.
 func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int) (Snapshot, []Transition, error) {
+	return s.join(ctx, appID, channel, userID, info, maxMembers, true)
+}
+
+// SignIn implements State: a join of UsersChannel without a member list.
+func (s *RedisState) SignIn(ctx context.Context, appID, userID string) ([]Transition, error) {
+	_, ts, err := s.join(ctx, appID, UsersChannel, userID, nil, 0, false)
+	return ts, err
+}
+
+// SignOut implements State.
+func (s *RedisState) SignOut(ctx context.Context, appID, userID string) ([]Transition, error) {
+	return s.LeavePresence(ctx, appID, UsersChannel, userID)
+}
+
+// join runs joinScript, with the member list in the reply when list is set.
+func (s *RedisState) join(ctx context.Context, appID, channel, userID string, info json.RawMessage, maxMembers int, list bool) (Snapshot, []Transition, error) {
 	if s.down(true) {
 		return Snapshot{}, nil, errLinkDown
 	}
+	flag := "0"
+	if list {
+		flag = "1"
+	}
 	res, err := joinScript.Run(ctx, s.client, s.channelKeys(appID, channel, userID),
-		s.prefix, s.node, appID, channel, userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel), s.hooks[appID]).Slice()
+		s.prefix, s.node, appID, channel, userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel), s.hooks[appID], flag).Slice()
 	if err != nil {
 		s.dirty.Store(true)
 		return Snapshot{}, nil, fmt.Errorf("join presence %s: %w", channel, err)
@@ -306,7 +335,7 @@ func (s *RedisState) JoinPresence(ctx context.Context, appID, channel, userID st
 var leaveScript = redis.NewScript(prelude + `
 if not whole() then return {'lost'} end
 local pubsub, node, app, channel, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-hooked[app], outbox = ARGV[7], function() return KEYS[11] end
+hooked[app], outbox, to, from = ARGV[7], function() return KEYS[11] end, pubsub, node
 local mine = redis.call('HINCRBY', KEYS[8], user, -1)
 if mine <= 0 then redis.call('HDEL', KEYS[8], user) end
 if mine < 0 then return {'ok', '0', {}} end
@@ -388,12 +417,59 @@ func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string)
 	return r.snapshot, nil
 }
 
+// onlineScript reads which of the users ARGV are members of a presence
+// channel (UsersChannel: signed in), with the channel's Seq, at once:
+// {'lost'} or {'ok', seq, {}, members}.
+var onlineScript = redis.NewScript(prelude + `
+if not whole() then return {'lost'} end
+local out, flat = {}, redis.call('HMGET', KEYS[4], unpack(ARGV))
+for i, info in ipairs(flat) do
+  if info then
+    table.insert(out, ARGV[i])
+    table.insert(out, info)
+  end
+end
+return {'ok', redis.call('GET', KEYS[3]) or '0', {}, out}
+`)
+
+// Online implements State.
+func (s *RedisState) Online(ctx context.Context, appID string, users []string) ([]string, uint64, error) {
+	if s.down(false) {
+		return nil, 0, errLinkDown
+	}
+	base := s.base(appID, UsersChannel)
+	keys := []string{s.intactKey(), s.leaseKey(s.node), base + ":seq", base + ":members"}
+	if len(users) == 0 {
+		snap, err := s.PresenceMembers(ctx, appID, UsersChannel) // for the Seq; the list is not wanted
+		return nil, snap.Seq, err
+	}
+	args := make([]any, len(users))
+	for i, u := range users {
+		args[i] = u
+	}
+	res, err := onlineScript.Run(ctx, s.client, keys, args...).Slice()
+	if err != nil {
+		return nil, 0, fmt.Errorf("online users: %w", err)
+	}
+	r, err := parseReply(res)
+	if err != nil {
+		return nil, 0, fmt.Errorf("online users: %w", err)
+	}
+	online := make([]string, 0, len(r.snapshot.Members))
+	for _, u := range users {
+		if _, ok := r.snapshot.Members[u]; ok {
+			online = append(online, u)
+		}
+	}
+	return online, r.snapshot.Seq, nil
+}
+
 // countScript sets this node's subscriptions to one channel to ARGV[4]:
 // {'lost'} or {'ok', seq, transitions}.
 var countScript = redis.NewScript(prelude + `
 if not whole() then return {'lost'} end
 local node, app, channel, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-hooked[app], outbox = ARGV[6], function() return KEYS[7] end
+hooked[app], outbox, to, from = ARGV[6], function() return KEYS[7] end, ARGV[7], ARGV[1]
 local mine = tonumber(redis.call('HGET', KEYS[3], node) or '0')
 if n == mine then return {'ok', '0', {}} end
 if n > 0 then
@@ -424,7 +500,7 @@ func (s *RedisState) SetSubscriptions(ctx context.Context, counts []ChannelCount
 			for _, c := range counts {
 				base := s.base(c.AppID, c.Channel)
 				keys := []string{s.intactKey(), s.leaseKey(s.node), base + ":subs", base + ":count", base + ":seq", s.channelsKey(s.node), s.outboxKey(c.AppID)}
-				countScript.EvalSha(ctx, p, keys, s.node, c.AppID, c.Channel, c.Subscriptions, stateKey(c.AppID, c.Channel), s.hooks[c.AppID])
+				countScript.EvalSha(ctx, p, keys, s.node, c.AppID, c.Channel, c.Subscriptions, stateKey(c.AppID, c.Channel), s.hooks[c.AppID], s.prefix)
 			}
 			return nil
 		})

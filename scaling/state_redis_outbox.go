@@ -50,7 +50,7 @@ return 2
 // Lead implements Outbox. A node that becomes leader claims every entry
 // other consumers left pending, so its first reads return them.
 func (s *RedisState) Lead(ctx context.Context) (bool, error) {
-	if len(s.hooks) == 0 {
+	if len(s.outboxes) == 0 {
 		return false, nil // nothing to send
 	}
 	if s.down(false) {
@@ -111,8 +111,8 @@ func (s *RedisState) isLeading() bool {
 // consumers left pending, and starts each app's reading from its pending
 // entries.
 func (s *RedisState) claim(ctx context.Context) error {
-	apps := make([]*outboxApp, 0, len(s.hooks))
-	for id := range s.hooks {
+	apps := make([]*outboxApp, 0, len(s.outboxes))
+	for _, id := range s.outboxes {
 		a := &outboxApp{id: id, key: s.outboxKey(id), pending: true, after: "0"}
 		if err := s.ensureGroup(ctx, a.key); err != nil {
 			return err

@@ -25,7 +25,7 @@ import (
 var replaceShareScript = redis.NewScript(prelude + `
 local prefix, node, mode, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local pubsub, origin = ARGV[6], ARGV[7]
-hooked, outbox = cjson.decode(ARGV[8]), function(app) return prefix .. ':wh:' .. app end
+hooked, outbox, to, from = cjson.decode(ARGV[8]), function(app) return prefix .. ':wh:' .. app end, ARGV[6], ARGV[7]
 local announce_added = true
 if mode == 'reap' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
@@ -328,7 +328,7 @@ func (s *RedisState) gone(ctx context.Context) {
 // every announced arrival deletes it. It replies the change's Seq, or 0.
 var goneScript = redis.NewScript(prelude + `
 local user, pubsub, origin, app, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-hooked[app], outbox = ARGV[6], function() return KEYS[4] end
+hooked[app], outbox, to, from = ARGV[6], function() return KEYS[4] end, ARGV[2], ARGV[3]
 if redis.call('HEXISTS', KEYS[1], user) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return '0' end
 redis.call('SET', KEYS[3], '1', 'EX', gone_ttl)
 local seq = bump(KEYS[2])

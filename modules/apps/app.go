@@ -21,6 +21,7 @@ const (
 	DefaultMaxPresenceMembers    = 100
 	DefaultMaxPresenceUserInfo   = 2_048
 	DefaultClientEventsPerSecond = 10
+	DefaultSigninTimeout         = 30 * time.Second
 )
 
 // App is one application: its credentials and the limits that apply to its
@@ -49,6 +50,15 @@ type App struct {
 	MaxPresenceUserInfo int
 	// ClientEventsPerSecond caps client events per socket; 0 means no cap.
 	ClientEventsPerSecond int
+
+	// SubscriptionCount tells the subscribers of non-presence channels the
+	// channel's cluster-wide subscription count when it changes
+	// (pusher_internal:subscription_count, at most once a second).
+	SubscriptionCount bool
+	// RequireSignin closes, with 4009, a socket that has not sent a valid
+	// pusher:signin within SigninTimeout.
+	RequireSignin bool
+	SigninTimeout time.Duration
 
 	// Webhooks are the app's webhooks, each sent every event it wants.
 	Webhooks []Webhook
@@ -107,6 +117,9 @@ func (a App) WithDefaults() App {
 	}
 	if a.MaxPresenceUserInfo <= 0 {
 		a.MaxPresenceUserInfo = DefaultMaxPresenceUserInfo
+	}
+	if a.SigninTimeout <= 0 {
+		a.SigninTimeout = DefaultSigninTimeout
 	}
 	return a
 }

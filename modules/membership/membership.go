@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
@@ -41,10 +42,22 @@ type Membership struct {
 	state    scaling.State
 	stats    *stats.Stats // nil counts nothing
 	log      *slog.Logger
-	counts   *counter
+	counter  *counter
+	counts   *counts
 
 	// mu is the share lock (see the package doc).
 	mu sync.RWMutex
+
+	// usersMu guards the signed-in sockets of this node: their sessions,
+	// the signed-in sockets per user (this node's share of
+	// scaling.UsersChannel), the watchers of each user, the sign-in
+	// deadlines and the largest Seq of UsersChannel seen per app.
+	usersMu   sync.Mutex
+	sessions  map[*connection.Conn]*session
+	signedIn  map[appUser]int
+	watchers  map[appUser]map[*connection.Conn]*watch
+	deadlines map[*connection.Conn]*time.Timer
+	usersSeen map[string]uint64
 }
 
 var _ scaling.ShareSource = (*Membership)(nil)
@@ -52,8 +65,16 @@ var _ scaling.ShareSource = (*Membership)(nil)
 // New returns a Membership. It starts nothing: Run keeps the shared state
 // and the counter going.
 func New(manager *channels.Manager, registry *connection.Registry, state scaling.State, st *stats.Stats, log *slog.Logger) *Membership {
-	m := &Membership{channels: manager, registry: registry, state: state, stats: st, log: log}
-	m.counts = newCounter(m)
+	m := &Membership{
+		channels: manager, registry: registry, state: state, stats: st, log: log,
+		sessions:  make(map[*connection.Conn]*session),
+		signedIn:  make(map[appUser]int),
+		watchers:  make(map[appUser]map[*connection.Conn]*watch),
+		deadlines: make(map[*connection.Conn]*time.Timer),
+		usersSeen: make(map[string]uint64),
+	}
+	m.counter = newCounter(m)
+	m.counts = newCounts(m)
 	return m
 }
 
@@ -69,7 +90,12 @@ func (m *Membership) Run(ctx context.Context) {
 		defer wg.Done()
 		m.state.Run(upkeep, m, m.decided)
 	}()
-	m.counts.run(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.counts.run(upkeep)
+	}()
+	m.counter.run(ctx)
 	stop()
 	wg.Wait()
 }
@@ -108,6 +134,7 @@ func (m *Membership) WithShare(f func(scaling.Share)) {
 			share.Presence = append(share.Presence, scaling.PresenceShare{AppID: h.AppID, Channel: h.Channel, UserID: mem.UserID, Info: mem.Info, Sockets: mem.Sockets})
 		}
 	}
+	m.signedInShare(&share)
 	f(share)
 }
 
@@ -144,6 +171,9 @@ func (m *Membership) Admit(ctx context.Context, c *connection.Conn) *pusher.Erro
 			// Admit rather than lock clients out; the count comes back
 			// with the re-assert.
 			m.change(func() { _ = m.registry.Add(c) })
+		}
+		if perr == nil && app.RequireSignin {
+			m.requireSignin(c)
 		}
 		return perr
 	}
@@ -198,11 +228,16 @@ func (m *Membership) Join(ctx context.Context, c *connection.Conn, channel strin
 		var written <-chan struct{}
 		m.change(func() {
 			m.channels.Subscribe(c, channel, nil)
-			written = m.counts.touch(c.App().ID, channel)
+			written = m.counter.touch(c.App().ID, channel)
 		})
 		// Counted in the cluster before the client hears it is in.
 		wait(ctx, written)
 		c.Send(succeeded(channel))
+		if c.App().SubscriptionCount {
+			if n, ok := m.counts.latest(c.App().ID, channel); ok {
+				c.Send(countFrame(channel, n)) // the next one follows the change
+			}
+		}
 		return nil
 	}
 	app := c.App()
@@ -281,7 +316,7 @@ func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel stri
 		switch {
 		case !ok:
 		case user == "":
-			m.counts.touch(app.ID, channel)
+			m.counter.touch(app.ID, channel)
 		default:
 			ts, err = m.state.LeavePresence(ctx, app.ID, channel, user)
 		}
@@ -298,12 +333,13 @@ func (m *Membership) Leave(ctx context.Context, c *connection.Conn, channel stri
 }
 
 // Disconnect takes a finished socket out of every channel it was in,
-// then out of the index of sockets by user.
+// then out of the index of sockets by user, and signs it out.
 func (m *Membership) Disconnect(ctx context.Context, c *connection.Conn) {
 	for _, channel := range c.Channels() {
 		m.Leave(ctx, c, channel)
 	}
 	m.channels.Disconnect(c)
+	m.signOut(ctx, c)
 }
 
 // decided acts on the transitions this node decided: each is counted,
@@ -311,6 +347,12 @@ func (m *Membership) Disconnect(ctx context.Context, c *connection.Conn) {
 // shared state already.
 func (m *Membership) decided(ctx context.Context, ts []scaling.Transition) {
 	for _, t := range ts {
+		if t.Channel == scaling.UsersChannel {
+			if kind := userTransition(t.Kind); kind != "" {
+				m.stats.Transition(t.AppID, kind)
+			}
+			continue
+		}
 		m.stats.Transition(t.AppID, string(t.Kind))
 		switch t.Kind {
 		case scaling.MemberAdded:
@@ -323,4 +365,17 @@ func (m *Membership) decided(ctx context.Context, ts []scaling.Transition) {
 				"user_id", t.UserID, "count", t.Count, "seq", t.Seq)
 		}
 	}
+}
+
+// userTransition names a transition of scaling.UsersChannel for the
+// metrics: a user online or offline ("" for the other kinds there, which
+// count nothing).
+func userTransition(kind scaling.TransitionKind) string {
+	switch kind {
+	case scaling.MemberAdded:
+		return "user_online"
+	case scaling.MemberRemoved:
+		return "user_offline"
+	}
+	return ""
 }

@@ -14,12 +14,13 @@ import (
 )
 
 // Module provides *Membership as this node's scaling.ShareSource and as
-// the handler of presence envelopes, and runs the shared state's upkeep
+// the handler of presence and count envelopes, and runs the shared state's upkeep
 // (scaling.State.Run) and the subscription counter while the app runs.
 var Module = fx.Module("membership",
 	fx.Provide(newMembership),
 	fx.Provide(func(m *Membership) scaling.ShareSource { return m }),
 	fx.Provide(scaling.AsHandler(func(m *Membership) *Membership { return m })),
+	fx.Provide(scaling.AsHandler(func(m *Membership) scaling.Handler { return m.CountHandler() })),
 	fx.Invoke(run),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "membership") }),
 )

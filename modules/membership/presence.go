@@ -60,6 +60,13 @@ func (m *Membership) Handle(ctx context.Context, e scaling.Envelope) {
 		m.log.Warn("dropped malformed presence envelope", "app_id", e.AppID, "origin", e.Origin, "err", err)
 		return
 	}
+	if ev.Channel == scaling.UsersChannel {
+		n := m.watched(e.AppID, ev, e.Seq)
+		if m.log.Enabled(ctx, slog.LevelDebug) {
+			m.log.Debug("watchlist", "app_id", e.AppID, "user_id", ev.UserID, "online", ev.Added, "seq", e.Seq, "sockets", n)
+		}
+		return
+	}
 	name, data, err := memberData(ev)
 	if err != nil {
 		m.log.Warn("dropped presence envelope", "app_id", e.AppID, "channel", ev.Channel, "err", err)

@@ -129,7 +129,7 @@ func newRaceNode(t *testing.T) *raceNode {
 	app := (&apps.App{ID: "race", Key: "race-key", Secret: "race-secret", PingInterval: time.Hour}).WithDefaults()
 	manager := channels.NewManager()
 	pubsub := &steppedPubSub{}
-	state := &hookedState{State: scaling.NewLocalState(pubsub, nil)}
+	state := &hookedState{State: scaling.NewLocalState(pubsub, scaling.Config{})}
 	m := running(t, manager, connection.NewRegistry(), state)
 	router, err := scaling.NewRouter([]scaling.Handler{m}, log)
 	require.NoError(t, err)

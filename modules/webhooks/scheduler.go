@@ -289,12 +289,7 @@ func (sch *scheduler) arm(timer *time.Timer) {
 			}
 		}
 	}
-	if !timer.Stop() {
-		select {
-		case <-timer.C:
-		default:
-		}
-	}
+	// Since Go 1.23 a Reset leaves no stale tick behind.
 	if next.IsZero() {
 		timer.Reset(time.Hour)
 		return

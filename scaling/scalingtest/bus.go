@@ -59,7 +59,7 @@ func (b *Bus) State(node *Provider) scaling.State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == nil {
-		b.state = scaling.NewLocalState(node, nil)
+		b.state = scaling.NewLocalState(node, scaling.Config{})
 	}
 	return b.state.ForNode(node)
 }
