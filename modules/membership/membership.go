@@ -235,7 +235,7 @@ func (m *Membership) Join(ctx context.Context, c *connection.Conn, channel strin
 		c.Send(succeeded(channel))
 		if c.App().SubscriptionCount {
 			if n, ok := m.counts.latest(c.App().ID, channel); ok {
-				c.Send(countFrame(channel, n)) // the next one follows the change
+				c.SendFrame(countFrame(channel, n)) // the next one follows the change
 			}
 		}
 		return nil

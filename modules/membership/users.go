@@ -247,7 +247,7 @@ func (m *Membership) sendWatchlist(ctx context.Context, c *connection.Conn, watc
 	w.held, w.pending = nil, false
 	for _, e := range held {
 		if e.seq == 0 || e.seq > w.after {
-			c.Send(e.frame)
+			c.SendFrame(e.frame)
 		}
 	}
 }
