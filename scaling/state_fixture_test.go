@@ -448,6 +448,10 @@ type nodeOptions struct {
 	timeout time.Duration // the cluster timeout; default stateWait/2
 	// webhooks is scaling.Config.Webhooks (nil: none).
 	webhooks map[string][]string
+	// counted is scaling.Config.SubscriptionCounts (nil: none).
+	counted map[string]bool
+	// also hears envelopes of another kind (nil: none).
+	also scaling.Handler
 }
 
 // redisNode is one node of a redisCluster.
@@ -492,13 +496,18 @@ func (c *redisCluster) start(t *testing.T, o nodeOptions) *redisNode {
 	if o.timeout == 0 {
 		o.timeout = stateWait / 2
 	}
-	cfg := scaling.Config{Enabled: true, RedisURL: o.url, Channel: c.prefix, Lease: o.lease, Timeout: o.timeout, Webhooks: o.webhooks}
+	cfg := scaling.Config{Enabled: true, RedisURL: o.url, Channel: c.prefix, Lease: o.lease, Timeout: o.timeout,
+		Webhooks: o.webhooks, SubscriptionCounts: o.counted}
 	log := harness.Logger(t)
 	r, err := scaling.NewRedis(cfg, log)
 	require.NoError(t, err)
 	rs := scaling.NewRedisState(r, cfg, log)
 	h := &heard{}
-	router, err := scaling.NewRouter(append(rs.Handlers(), h), log)
+	handlers := append(rs.Handlers(), h)
+	if o.also != nil {
+		handlers = append(handlers, o.also)
+	}
+	router, err := scaling.NewRouter(handlers, log)
 	require.NoError(t, err)
 	require.NoError(t, r.Subscribe(context.Background(), router.Deliver))
 	t.Cleanup(func() { _ = r.Close() })
