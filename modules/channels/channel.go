@@ -48,6 +48,8 @@ type subscriber struct {
 	pending bool
 	held    []heldEvent
 	after   uint64
+	// counted is the Seq of the last subscription count sent to it.
+	counted uint64
 }
 
 // heldEvent is a member event held for a pending subscriber.

@@ -77,6 +77,59 @@ func (m *Manager) Subscribe(c *connection.Conn, channel string, mem *pusher.Memb
 	return Joined{Channel: ch, NewMember: newMember}
 }
 
+// SubscribePending adds c to a non-presence channel as a subscription that
+// waits for its answer: until Ready, BroadcastReady passes it by (regular
+// events still reach it).
+func (m *Manager) SubscribePending(c *connection.Conn, channel string) {
+	m.Subscribe(c, channel, nil)
+	if ch := m.Find(c.App().ID, channel); ch != nil {
+		ch.mu.Lock()
+		if s := ch.subs[c]; s != nil {
+			s.pending = true
+		}
+		ch.mu.Unlock()
+	}
+}
+
+// BroadcastCount queues a subscription count, numbered seq, to every
+// subscriber of channel on this node that has had its answer (see
+// SubscribePending and Ready) and has not had this count or a newer one,
+// and returns how many it was queued to. It holds the channel's lock
+// while it queues, so that no subscriber gets a count before its answer,
+// or one count twice.
+func (m *Manager) BroadcastCount(appID, channel string, frame []byte, seq uint64) int {
+	ch := m.Find(appID, channel)
+	if ch == nil {
+		return 0
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	n := 0
+	for c, s := range ch.subs {
+		if !s.pending && s.counted < seq {
+			s.counted = seq
+			c.SendFrame(frame)
+			n++
+		}
+	}
+	return n
+}
+
+// SendCount queues a subscription count, numbered seq, to c, unless c
+// has had it or a newer one (BroadcastCount).
+func (m *Manager) SendCount(c *connection.Conn, channel string, frame []byte, seq uint64) {
+	ch := m.Find(c.App().ID, channel)
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if s := ch.subs[c]; s != nil && !s.pending && s.counted < seq {
+		s.counted = seq
+		c.SendFrame(frame)
+	}
+}
+
 // Unsubscribe removes c from channel. On a presence channel it returns the
 // user id c was subscribed as ("" elsewhere, or when c was not subscribed).
 func (m *Manager) Unsubscribe(c *connection.Conn, channel string) (goneUser string) {

@@ -225,18 +225,26 @@ func (m *Membership) Join(ctx context.Context, c *connection.Conn, channel strin
 		return fmt.Errorf("join %s: a presence channel needs a member", channel)
 	}
 	if !kind.Presence {
+		app := c.App()
 		var written <-chan struct{}
 		m.change(func() {
-			m.channels.Subscribe(c, channel, nil)
-			written = m.counter.touch(c.App().ID, channel)
+			if app.SubscriptionCount {
+				// No count reaches it before its answer.
+				m.channels.SubscribePending(c, channel)
+			} else {
+				m.channels.Subscribe(c, channel, nil)
+			}
+			written = m.counter.touch(app.ID, channel)
 		})
 		// Counted in the cluster before the client hears it is in.
 		wait(ctx, written)
-		c.Send(succeeded(channel))
-		if c.App().SubscriptionCount {
-			if n, ok := m.counts.latest(c.App().ID, channel); ok {
-				c.SendFrame(countFrame(channel, n)) // the next one follows the change
-			}
+		if !app.SubscriptionCount {
+			c.Send(succeeded(channel))
+			return nil
+		}
+		m.channels.Ready(c, channel, 0, succeeded(channel))
+		if n, seq, ok := m.counts.latest(app.ID, channel); ok {
+			m.channels.SendCount(c, channel, countFrame(channel, n), seq) // the next one follows the change
 		}
 		return nil
 	}

@@ -83,22 +83,22 @@ func (cs *counts) heard(appID string, ev scaling.CountEvent, seq uint64) {
 		default:
 		}
 	}
-	n := cc.count
+	n, at := cc.count, cc.seq
 	cs.mu.Unlock()
 	if send {
-		cs.m.channels.Broadcast(appID, ev.Channel, countFrame(ev.Channel, n), "")
+		cs.m.channels.BroadcastCount(appID, ev.Channel, countFrame(ev.Channel, n), at)
 	}
 }
 
-// latest returns the last count this node heard of a channel.
-func (cs *counts) latest(appID, channel string) (int, bool) {
+// latest returns the last count this node heard of a channel, and its Seq.
+func (cs *counts) latest(appID, channel string) (int, uint64, bool) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cc := cs.known[channelKey{appID, channel}]
 	if cc == nil || cc.seq == 0 && cc.count == 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	return cc.count, true
+	return cc.count, cc.seq, true
 }
 
 // run sends the counts that waited, when their time comes, until ctx
@@ -136,17 +136,18 @@ func (cs *counts) send() {
 	type out struct {
 		key channelKey
 		n   int
+		seq uint64
 	}
 	var ready []out
 	cs.mu.Lock()
 	for len(cs.due) > 0 && !cs.due[0].at.After(now) {
 		d := heap.Pop(&cs.due).(countDue)
 		d.cc.waiting, d.cc.sent = false, now
-		ready = append(ready, out{d.cc.key, d.cc.count})
+		ready = append(ready, out{d.cc.key, d.cc.count, d.cc.seq})
 	}
 	cs.mu.Unlock()
 	for _, r := range ready {
-		cs.m.channels.Broadcast(r.key.appID, r.key.channel, countFrame(r.key.channel, r.n), "")
+		cs.m.channels.BroadcastCount(r.key.appID, r.key.channel, countFrame(r.key.channel, r.n), r.seq)
 	}
 }
 

@@ -183,7 +183,8 @@ func TestRequireSignin(t *testing.T) {
 	m.SignIn(ctx, prompt, "u1", nil, signedIn)
 
 	require.Eventually(t, func() bool { return late.CloseCode() == pusher.CodeUnauthorized }, waitFor, time.Millisecond)
-	assert.Contains(t, strings.Join(lateRec.Payloads(), ""), `"code":4009`)
+	require.Eventually(t, func() bool { return strings.Contains(strings.Join(lateRec.Payloads(), ""), `"code":4009`) }, waitFor, time.Millisecond,
+		"pusher:error 4009 before the close")
 	assert.Never(t, func() bool { return prompt.CloseCode() != 0 }, 3*app.SigninTimeout, time.Millisecond, "the signed-in socket stays")
 }
 
