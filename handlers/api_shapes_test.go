@@ -204,7 +204,7 @@ func TestHTTPAPIShapesWithSubscribers(t *testing.T) {
 		{"channels by prefix with user_count", http.MethodGet, api + "/channels", nil,
 			url.Values{"filter_by_prefix": {"presence-"}, "info": {"user_count"}}, `{"channels":{"presence-room":{"user_count":2}}}`},
 		{"channels with subscription_count", http.MethodGet, api + "/channels", nil,
-			url.Values{"info": {"subscription_count"}}, `{"channels":{"my-channel":{"subscription_count":2},"presence-room":{}}}`},
+			url.Values{"info": {"subscription_count"}}, `{"channels":{"my-channel":{"subscription_count":2},"presence-room":{"subscription_count":3}}}`},
 		{"prefix matches nothing", http.MethodGet, api + "/channels", nil,
 			url.Values{"filter_by_prefix": {"private-"}}, `{"channels":{}}`},
 		{"presence channel", http.MethodGet, api + "/channels/presence-room", nil,

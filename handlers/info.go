@@ -50,17 +50,9 @@ func (s infoSet) attributes(name string, ch *metrics.Channel) map[string]any {
 	return out
 }
 
-// listAttributes returns the attributes of one channel in GET channels, as
-// Reverb gives them: user_count on presence channels, subscription_count on
-// the others.
+// listAttributes returns the attributes of one channel in GET channels:
+// the same as attributes, so that every route answers one count alike
+// (user_count on presence channels, subscription_count on any).
 func (s infoSet) listAttributes(name string, ch *metrics.Channel) map[string]any {
-	out := make(map[string]any)
-	if pusher.KindOf(name).Presence {
-		if s.userCount {
-			out["user_count"] = len(ch.Users)
-		}
-	} else if s.subscriptionCount {
-		out["subscription_count"] = ch.Subscriptions
-	}
-	return out
+	return s.attributes(name, ch)
 }

@@ -523,7 +523,7 @@ func TestAPIE2EChannels(t *testing.T) {
 			requireJSON(t, http.StatusOK, `{"channels":{"private-orders":{"subscription_count":2}}}`)
 	})
 
-	t.Run("both attributes without a prefix, as Reverb answers", func(t *testing.T) {
+	t.Run("both attributes without a prefix, the same counts as every route", func(t *testing.T) {
 		list, err := n.Pusher.Channels(pusherhttp.ChannelsParams{Info: ae2eStr("user_count,subscription_count")})
 		require.NoError(t, err)
 		require.Len(t, list.Channels, 4, "%+v", list.Channels)
@@ -533,7 +533,7 @@ func TestAPIE2EChannels(t *testing.T) {
 			requireJSON(t, http.StatusOK, `{"channels":{
 				"news":{"subscription_count":4},
 				"private-orders":{"subscription_count":2},
-				"presence-room":{"user_count":2},
+				"presence-room":{"user_count":2,"subscription_count":3},
 				"cache-scores":{"subscription_count":2}}}`)
 	})
 
@@ -810,7 +810,7 @@ func TestAPIE2ETerminate(t *testing.T) {
 			requireJSON(t, http.StatusOK, `{"channels":{
 				"news":{"subscription_count":2},
 				"private-orders":{"subscription_count":1},
-				"presence-room":{"user_count":1},
+				"presence-room":{"user_count":1,"subscription_count":1},
 				"cache-scores":{"subscription_count":1}}}`)
 		// The survivors still get events.
 		require.NoError(t, n.Pusher.Trigger(ae2ePublic, "after", "x"))
