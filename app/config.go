@@ -16,12 +16,20 @@ type Config struct {
 	Metrics  MetricsConfig
 	Log      LogConfig
 	Webhooks webhooks.Config
+
+	// loaded is set by Load, and defaultCredentials then says whether an
+	// app's key or secret came from the defaults (UsesDefaultCredentials).
+	loaded             bool
+	defaultCredentials bool
 }
 
 // MetricsConfig is the Prometheus listener.
 type MetricsConfig struct {
 	Host string
 	Port int // 0 turns the listener off
+	// PortSetting names where Port came from; empty for the default
+	// (stats.Config.PortSetting).
+	PortSetting string
 }
 
 // LogConfig shapes the structured log.

@@ -169,6 +169,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if err := l.cfg.Validate(); err != nil {
 		return Config{}, l.rename(err)
 	}
+	// A busy port names its setting; the defaults' names stay empty, so
+	// that the default metrics port may give way to another node's.
+	l.cfg.Server.PortSetting = l.sources["server.port"]
+	l.cfg.Metrics.PortSetting = l.sources["metrics.port"]
+	l.cfg.defaultCredentials = l.defaultCredentials()
 	if s := l.cfg.Server; s.TLSCert != "" {
 		// A bad or missing certificate stops start-up here, with exit 2,
 		// rather than at the first TLS handshake.
@@ -184,12 +189,33 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// UsesDefaultCredentials reports whether any app has the well-known key
-// app-key or secret app-secret, which anyone can sign requests with.
+// UsesDefaultCredentials reports whether an app runs with the well-known
+// key app-key or secret app-secret because nobody set them: anyone can
+// sign requests with those. (Set explicitly, even to these values, they
+// are the operator's choice and draw no warning.) A Config built by hand,
+// not by Load, is judged by its values.
 func (c Config) UsesDefaultCredentials() bool {
+	if c.loaded {
+		return c.defaultCredentials
+	}
 	def := defaultApp()
 	for _, a := range c.Apps {
 		if a.Key == def.Key || a.Secret == def.Secret {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultCredentials reports whether the env app took its key or secret
+// from the defaults. (An app of the config file must give both.)
+func (l *loader) defaultCredentials() bool {
+	l.cfg.loaded = true
+	def := defaultApp()
+	for i, a := range l.cfg.Apps {
+		_, keySet := l.sources[fmt.Sprintf("apps[%d].key", i)]
+		_, secretSet := l.sources[fmt.Sprintf("apps[%d].secret", i)]
+		if a.Key == def.Key && !keySet || a.Secret == def.Secret && !secretSet {
 			return true
 		}
 	}

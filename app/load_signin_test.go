@@ -173,7 +173,7 @@ func TestLoadUserSettings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, _, err := load(t, tt.give)
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.want, app.Comparable(got))
 		})
 	}
 }

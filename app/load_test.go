@@ -60,7 +60,7 @@ func TestDefaults(t *testing.T) {
 	cfg, err := app.Load(nil, nil)
 	require.NoError(t, err)
 
-	assert.Equal(t, app.Defaults(), cfg)
+	assert.Equal(t, app.Defaults(), app.Comparable(cfg))
 	assert.Equal(t, "0.0.0.0", cfg.Server.Host)
 	assert.Equal(t, 8080, cfg.Server.Port)
 	assert.Equal(t, "", cfg.Server.Path)
@@ -365,7 +365,7 @@ func TestLoad(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, _, err := load(t, tt.give)
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.want, app.Comparable(got))
 		})
 	}
 }
@@ -697,7 +697,7 @@ func TestLoadWebhooks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, _, err := load(t, tt.give)
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.want, app.Comparable(got))
 		})
 	}
 }
@@ -852,7 +852,7 @@ func TestLoadIgnoresProcessEnvironment(t *testing.T) {
 
 	cfg, err := app.Load(nil, func(string) string { return "" })
 	require.NoError(t, err)
-	assert.Equal(t, app.Defaults(), cfg)
+	assert.Equal(t, app.Defaults(), app.Comparable(cfg))
 }
 
 func TestValidate(t *testing.T) {
@@ -937,6 +937,45 @@ func TestUsesDefaultCredentials(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, app.Config{Apps: tt.give}.UsesDefaultCredentials())
+		})
+	}
+}
+
+// TestLoadProvenance: Load records which setting gave each port (a busy
+// port names it; a default port gives way) and whether the credentials
+// were left at their defaults (the start-up warning), not merely equal to
+// them.
+func TestLoadProvenance(t *testing.T) {
+	creds := map[string]string{"FIZZ_APP_KEY": "k", "FIZZ_APP_SECRET": "s"}
+	tests := []struct {
+		name         string
+		give         input
+		wantServer   string // Server.PortSetting; "{file}" is the file's path
+		wantMetrics  string
+		wantDefaults bool
+	}{
+		{name: "defaults", wantDefaults: true},
+		{name: "env", give: input{env: map[string]string{"FIZZ_SERVER_PORT": "9000", "FIZZ_METRICS_PORT": "9001",
+			"FIZZ_APP_KEY": "k", "FIZZ_APP_SECRET": "s"}},
+			wantServer: "FIZZ_SERVER_PORT", wantMetrics: "FIZZ_METRICS_PORT"},
+		{name: "REVERB_ env", give: input{env: map[string]string{"REVERB_SERVER_PORT": "9000", "FIZZ_APP_KEY": "k", "FIZZ_APP_SECRET": "s"}},
+			wantServer: "REVERB_SERVER_PORT"},
+		{name: "flag", give: input{args: []string{"--port", "9000"}, env: creds}, wantServer: "--port"},
+		{name: "file", give: input{args: []string{"--config", "{file}"},
+			file: "server: {port: 9000}\nmetrics: {port: 9001}\napps:\n  - {id: a, key: k, secret: s}\n"},
+			wantServer: "{file}:1: server.port", wantMetrics: "{file}:2: metrics.port"},
+		{name: "default values set explicitly", give: input{env: map[string]string{"FIZZ_APP_KEY": "app-key", "FIZZ_APP_SECRET": "app-secret"}}},
+		{name: "only the key set", give: input{env: map[string]string{"FIZZ_APP_KEY": "k"}}, wantDefaults: true},
+		{name: "only the secret set", give: input{env: map[string]string{"FIZZ_APP_SECRET": "s"}}, wantDefaults: true},
+		{name: "REVERB_ credentials", give: input{env: map[string]string{"REVERB_APP_KEY": "app-key", "REVERB_APP_SECRET": "app-secret"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, path, err := load(t, tt.give)
+			require.NoError(t, err)
+			assert.Equal(t, strings.ReplaceAll(tt.wantServer, "{file}", path), got.Server.PortSetting)
+			assert.Equal(t, strings.ReplaceAll(tt.wantMetrics, "{file}", path), got.Metrics.PortSetting)
+			assert.Equal(t, tt.wantDefaults, got.UsesDefaultCredentials())
 		})
 	}
 }

@@ -27,6 +27,10 @@ import (
 // close budgets.
 const StopTimeout = 15 * time.Second
 
+// FxLevel is the level of fx's own events: below debug, so no setting of
+// FIZZ_LOG_LEVEL shows them.
+const FxLevel = slog.LevelDebug - 4
+
 // Options composes a Fizz node from cfg, logging to log. Tests pass their
 // own Config and logger, and swap parts with fx.Replace or fx.Decorate.
 func Options(cfg Config, log *slog.Logger) fx.Option {
@@ -40,10 +44,12 @@ func Options(cfg Config, log *slog.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, cfg.Webhooks, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}),
 		fx.Supply(log),
-		fx.Supply(stats.Config{Host: cfg.Metrics.Host, Port: cfg.Metrics.Port}),
+		fx.Supply(stats.Config{Host: cfg.Metrics.Host, Port: cfg.Metrics.Port, PortSetting: cfg.Metrics.PortSetting}),
 		fx.WithLogger(func() fxevent.Logger {
+			// fx's own events sit below debug: FIZZ_DEBUG is for Fizz's
+			// frames and decisions. Its errors still come at error level.
 			l := &fxevent.SlogLogger{Logger: log.With("component", "fx")}
-			l.UseLogLevel(slog.LevelDebug)
+			l.UseLogLevel(FxLevel)
 			return l
 		}),
 		fx.StopTimeout(StopTimeout+cfg.Server.ShutdownGrace),

@@ -49,6 +49,7 @@ type WebSocket struct {
 	log        *slog.Logger
 	debug      bool
 	upgrade    fiber.Handler
+	refused    *refusals
 	loggers    sync.Map        // *apps.App -> *slog.Logger
 	ctx        context.Context // lifetime of every socket's context
 }
@@ -75,6 +76,7 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 		stats:      p.Stats,
 		log:        p.Log,
 		debug:      p.Config.Debug,
+		refused:    newRefusals(),
 		ctx:        context.Background(),
 	}
 	w.upgrade = websocket.New(w.serve, websocket.Config{
@@ -103,19 +105,24 @@ func socketID() string {
 }
 
 // precheck refuses a socket before it gets a Conn: an unknown app, an
-// unsupported protocol version or a forbidden origin.
+// unsupported protocol version or a forbidden origin. Each refusal is
+// logged (at most once a minute for one reason and value).
 func (w *WebSocket) precheck(ws *websocket.Conn) (*apps.App, *pusher.Error) {
-	app, err := w.apps.FindByKey(ws.Params("key"))
+	key := ws.Params("key")
+	app, err := w.apps.FindByKey(key)
 	if err != nil {
-		return nil, pusher.Fatalf(pusher.CodeAppNotFound, "App key %s does not exist", clip(ws.Params("key")))
+		w.refused.log(w.log, "unknown app key (4001)", clip(key))
+		return nil, pusher.Fatalf(pusher.CodeAppNotFound, "App key %s does not exist", clip(key))
 	}
 	if p := ws.Query("protocol"); p != "" {
 		v, err := strconv.Atoi(p)
 		if err != nil || v < 5 || v > 7 {
+			w.refused.log(w.log, "unsupported protocol version (4007)", clip(p), "app_id", app.ID)
 			return nil, pusher.Fatalf(pusher.CodeProtocol, "Unsupported protocol version %s", clip(p))
 		}
 	}
-	if !app.OriginAllowed(ws.Headers("Origin")) {
+	if origin := ws.Headers("Origin"); !app.OriginAllowed(origin) {
+		w.refused.log(w.log, "origin not in allowed_origins (4009)", clip(origin), "app_id", app.ID, "allowed_origins", app.AllowedOrigins)
 		return nil, pusher.Fatalf(pusher.CodeUnauthorized, "Origin not allowed")
 	}
 	return app, nil
@@ -249,6 +256,8 @@ func (w *WebSocket) run(c *connection.Conn, src io.Reader) {
 // counts against its app (and must be released).
 func (w *WebSocket) open(ctx context.Context, c *connection.Conn) (admitted bool) {
 	if err := w.membership.Admit(ctx, c); err != nil {
+		w.refused.log(w.log, fmt.Sprintf("%s (%d)", err.Message, err.Code), c.App().ID,
+			"app_id", c.App().ID, "max_connections", c.App().MaxConnections)
 		c.Close(err)
 		return false
 	}

@@ -72,6 +72,10 @@ func NewRedis(cfg Config, log *slog.Logger) (*Redis, error) {
 	// apart, before failing a command while Redis is down; the
 	// subscription loop has its own back-off.
 	opts.DialerRetries = 1
+	// go-redis logs on its own (dial failures while Redis is down): into
+	// the structured log with the rest, at debug level, since the link's
+	// state is logged by the loop below.
+	redis.SetLogger(redisLog{log})
 	node := NewNodeID()
 	r := &Redis{
 		client:   redis.NewClient(opts),
@@ -312,4 +316,15 @@ func (r *Redis) Close() error {
 	r.wg.Wait()
 	r.up.Store(false)
 	return r.client.Close()
+}
+
+// redisLog hands go-redis's own log lines to a structured logger. The
+// logger is go-redis's one global: the last Redis provider made sets it.
+type redisLog struct{ log *slog.Logger }
+
+// Printf logs one go-redis line at debug level.
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.Debug("redis client", "detail", fmt.Sprintf(format, v...))
+	}
 }

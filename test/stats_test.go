@@ -139,6 +139,11 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		}
 	}
 	require.Positive(t, refused, "the burst hits the rate limit")
+	// The receiver's copies go out on their own: wait for them, so that
+	// the counters below have counted them.
+	for range burst - refused {
+		expect(t, receiver, "client-burst", channel)
+	}
 
 	// A request with a bad signature, and a listing.
 	resp, err := n.HTTP.Post(n.HTTPURL+"/apps/"+harness.AppID+"/events?auth_key=nope", "application/json", strings.NewReader("{}"))

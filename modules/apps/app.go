@@ -145,6 +145,14 @@ func (a *App) OriginAllowed(origin string) bool {
 	}
 	for _, pattern := range a.AllowedOrigins {
 		pattern = strings.ToLower(strings.TrimSpace(pattern))
+		// A full URL (http://host:port/...), a common slip, stands for
+		// its host.
+		if i := strings.Index(pattern, "://"); i >= 0 {
+			pattern = pattern[i+3:]
+			if j := strings.IndexByte(pattern, '/'); j >= 0 {
+				pattern = pattern[:j]
+			}
+		}
 		if pattern == "*" || pattern == host || pattern == hostNoPort {
 			return true
 		}

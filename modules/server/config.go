@@ -16,4 +16,8 @@ type Config struct {
 	TLSKey  string
 	// ShutdownGrace is the time between turning unready and closing sockets.
 	ShutdownGrace time.Duration
+	// PortSetting names where Port came from ("FIZZ_SERVER_PORT",
+	// "--port", "fizz.yaml:3: server.port"), for the error of a busy
+	// port; empty for the default.
+	PortSetting string
 }

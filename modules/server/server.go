@@ -71,7 +71,11 @@ func (s *Server) Start(context.Context) error {
 	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		setting := s.cfg.PortSetting
+		if setting == "" {
+			setting = "FIZZ_SERVER_PORT (default)"
+		}
+		return &ListenError{Setting: setting, Addr: addr, Err: err}
 	}
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
@@ -87,6 +91,9 @@ func (s *Server) Start(context.Context) error {
 			NextProtos:   []string{"http/1.1"},
 		})
 	}
+	// Stop closes the listener when draining starts and fiber closes it
+	// again at shutdown: the second close must not fail its shutdown.
+	ln = &closeOnce{Listener: ln}
 	s.mu.Lock()
 	s.ln = ln
 	s.done = make(chan struct{})
@@ -115,10 +122,12 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// Stop turns the node unready, waits ShutdownGrace, stops accepting, lets
-// HTTP requests in flight finish, then closes every socket with 4200, all
-// within ctx. Fiber's shutdown does not wait for
-// WebSockets, hence the Registry.
+// Stop stops accepting and turns the node unready, serves its sockets for
+// ShutdownGrace more, lets HTTP requests in flight finish, then closes
+// every socket with 4200, all within ctx. The port is free from the
+// start, so a new process can take it while this one drains (a restart
+// on one host). Fiber's shutdown does not wait for WebSockets, hence the
+// Registry.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	done, ln := s.done, s.ln
@@ -126,9 +135,13 @@ func (s *Server) Stop(ctx context.Context) error {
 	if done == nil {
 		return nil
 	}
-	// Turn unready first and give the load balancer ShutdownGrace to
-	// notice (GET /ready answers 503), while sockets are still served.
+	// Stop accepting and turn unready at once; sockets are still served
+	// for ShutdownGrace, and a load balancer has that long to notice
+	// (GET /ready answers 503 on the connections it keeps).
 	s.draining.Store(true)
+	if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		s.log.Warn("closing the listener", "err", cerr)
+	}
 	if grace := s.cfg.ShutdownGrace; grace > 0 {
 		s.log.Info("draining: unready, closing sockets after the grace period", "grace", grace.String())
 		t := time.NewTimer(grace)
@@ -139,11 +152,6 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 	}
 	err := s.app.ShutdownWithContext(ctx)
-	// Fiber closes only a listener it has started serving on; one that
-	// Stop beat to it is closed here so the serving goroutine returns.
-	if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
-		err = errors.Join(err, cerr)
-	}
 	if cerr := s.registry.CloseAll(ctx); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("drain sockets: %w", cerr))
 	}
@@ -153,4 +161,16 @@ func (s *Server) Stop(ctx context.Context) error {
 		err = errors.Join(err, ctx.Err())
 	}
 	return err
+}
+
+// closeOnce is a listener whose second Close does nothing.
+type closeOnce struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *closeOnce) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }

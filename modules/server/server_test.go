@@ -88,14 +88,31 @@ func TestServerBadCertificateFailsStart(t *testing.T) {
 	assert.Contains(t, err.Error(), "TLS")
 }
 
-func TestServerGraceKeepsServingWhileDraining(t *testing.T) {
+// TestServerDrainFreesThePort: a stopping server stops accepting at once,
+// so a new one can take the port while it drains for the grace period.
+func TestServerDrainFreesThePort(t *testing.T) {
 	s := newServer(t, Config{ShutdownGrace: 300 * time.Millisecond})
 	require.NoError(t, s.Start(context.Background()))
 	stopped := make(chan struct{})
 	go func() { stop(t, s); close(stopped) }()
 	require.Eventually(t, s.Draining, 5*time.Second, time.Millisecond)
-	resp, err := http.Get("http://" + s.Addr() + "/ping")
-	require.NoError(t, err, "requests are served during the grace period")
-	resp.Body.Close()
+	next := newServer(t, Config{Port: portOf(t, s.Addr())})
+	require.NoError(t, next.Start(context.Background()), "the port is free while the old server drains")
+	stop(t, next)
+	select {
+	case <-stopped:
+		t.Fatal("the grace period was cut short")
+	default:
+	}
 	<-stopped
+}
+
+// portOf returns the port of a host:port address.
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	n, err := strconv.Atoi(p)
+	require.NoError(t, err)
+	return n
 }

@@ -3,13 +3,15 @@ package stats
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/fizz-server/fizz/modules/server"
 )
 
 // readHeaderTimeout bounds a scraper's request headers.
@@ -40,8 +42,21 @@ func NewServer(cfg Config, s *Stats, log *slog.Logger) *Server {
 func (s *Server) Start(context.Context) error {
 	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && s.cfg.PortSetting == "" && errors.Is(err, syscall.EADDRINUSE) {
+		// The default port, taken by another node on this host: any port
+		// will do, and the log says which.
+		free := net.JoinHostPort(s.cfg.Host, "0")
+		if ln, err = net.Listen("tcp", free); err == nil {
+			s.log.Warn("the default metrics port is in use (another node on this host?): serving metrics on another port; set FIZZ_METRICS_PORT to choose",
+				"default", addr, "addr", ln.Addr().String())
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
+		setting := s.cfg.PortSetting
+		if setting == "" {
+			setting = "FIZZ_METRICS_PORT (default)"
+		}
+		return &server.ListenError{Setting: setting, Addr: addr, Err: err}
 	}
 	srv := &http.Server{
 		Handler:           s.handler,

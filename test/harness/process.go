@@ -97,6 +97,9 @@ func StartProcess(t testing.TB, env map[string]string) *Process {
 	for k, v := range env {
 		vars[k] = v
 	}
+	if p, err := strconv.Atoi(vars["FIZZ_SERVER_PORT"]); err == nil && p != port {
+		port = p // the caller's own port
+	}
 	cmd := exec.Command(fizzBinary(t))
 	// The node dies with the test binary, even when that is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
