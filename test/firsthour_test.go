@@ -45,21 +45,36 @@ func runFizz(t *testing.T, env map[string]string, within time.Duration) (int, st
 }
 
 // TestTwoNodesOnOneHost runs the README's cluster setup: two nodes on one
-// machine that differ only by their port. Both serve (the second's
-// metrics listener gives way), and a port set explicitly and busy stops a
-// node with exit 2 and a line naming the setting.
+// machine and one Redis that differ only by their port. Both serve, as
+// one cluster (the second's metrics listener gives way), and a port set
+// explicitly and busy stops a node with exit 2 and a line naming the
+// setting.
 func TestTwoNodesOnOneHost(t *testing.T) {
 	t.Parallel()
 	// The default metrics port may be taken by another test's node: that
 	// is the case this test is about.
-	readme := map[string]string{"FIZZ_METRICS_PORT": "", "FIZZ_SCALING_ENABLED": "false"}
+	r := harness.StartRedis(t)
+	readme := map[string]string{"FIZZ_METRICS_PORT": "", "FIZZ_SCALING_ENABLED": "true", "REDIS_URL": r.URL,
+		"FIZZ_SCALING_CHANNEL": "readme"}
 	a := harness.StartProcess(t, readme)
 	b := harness.StartProcess(t, readme)
+	var clients []*pusherclient.Client
 	for _, n := range []*harness.Process{a, b} {
 		c, err := pusherclient.Dial(n.WSURL())
 		require.NoError(t, err, "a node serves; output:\n%s", n.Output())
-		require.NoError(t, c.Close())
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = c.Subscribe("orders", "", "")
+		require.NoError(t, err)
+		clients = append(clients, c)
 	}
+	require.NoError(t, a.Pusher.Trigger("orders", "order.shipped", map[string]int{"id": 7}))
+	for i, c := range clients {
+		_, err := c.Expect("order.shipped", "orders", 5*time.Second)
+		require.NoError(t, err, "the event triggered on the first node reaches node %d", i+1)
+	}
+	gaveWay := "the default metrics port is in use"
+	assert.Eventually(t, func() bool { return strings.Contains(a.Output(), gaveWay) || strings.Contains(b.Output(), gaveWay) },
+		wait, 10*time.Millisecond, "one node's metrics listener gave way to the other's")
 
 	tests := []struct {
 		name string
@@ -202,8 +217,14 @@ func TestDebugIsFizzs(t *testing.T) {
 		"Fizz's frames are in the debug log")
 	assert.NotContains(t, debug.Output(), "component=fx", "fx's events stay out of the debug log")
 
+	// The output reaches the test through a pipe: "listening" comes after
+	// the warning, so once it is there the warning would be too.
+	listening := func(p *harness.Process) string {
+		require.Eventually(t, func() bool { return strings.Contains(p.Output(), "msg=listening") }, wait, 10*time.Millisecond)
+		return p.Output()
+	}
 	explicit := harness.StartProcess(t, map[string]string{"FIZZ_APP_ID": "app-id", "FIZZ_APP_KEY": "app-key", "FIZZ_APP_SECRET": "app-secret"})
-	assert.NotContains(t, explicit.Output(), "DEFAULT CREDENTIALS", "set explicitly: the operator's choice")
+	assert.NotContains(t, listening(explicit), "DEFAULT CREDENTIALS", "set explicitly: the operator's choice")
 	defaults := harness.StartProcess(t, map[string]string{"FIZZ_APP_ID": "", "FIZZ_APP_KEY": "", "FIZZ_APP_SECRET": ""})
-	assert.Contains(t, defaults.Output(), "DEFAULT CREDENTIALS")
+	assert.Contains(t, listening(defaults), "DEFAULT CREDENTIALS")
 }

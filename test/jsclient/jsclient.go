@@ -109,7 +109,7 @@ func Dir() string {
 }
 
 // Require returns the node command, skipping t (failing it with CI=true)
-// when node or pusher-js is not installed.
+// when node, pusher-js or laravel-echo is not installed.
 func Require(t testing.TB) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
@@ -118,8 +118,11 @@ func Require(t testing.TB) string {
 	case err != nil:
 		missing = "node is not on PATH"
 	default:
-		if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "pusher-js", "package.json")); err != nil {
-			missing = "pusher-js is not installed in test/jsclient/node_modules"
+		for _, pkg := range []string{"pusher-js", "laravel-echo"} {
+			if _, err := os.Stat(filepath.Join(Dir(), "node_modules", pkg, "package.json")); err != nil {
+				missing = pkg + " is not installed in test/jsclient/node_modules"
+				break
+			}
 		}
 	}
 	if missing == "" {
