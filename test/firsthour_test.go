@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +229,19 @@ func TestDebugIsFizzs(t *testing.T) {
 	assert.NotContains(t, listening(explicit), "DEFAULT CREDENTIALS", "set explicitly: the operator's choice")
 	defaults := harness.StartProcess(t, map[string]string{"FIZZ_APP_ID": "", "FIZZ_APP_KEY": "", "FIZZ_APP_SECRET": ""})
 	assert.Contains(t, listening(defaults), "DEFAULT CREDENTIALS")
+}
+
+// TestLibraryLogsAreStructured: with Redis down, go-redis's own complaints
+// (a failed dial) come through Fizz's JSON log like every other line.
+func TestLibraryLogsAreStructured(t *testing.T) {
+	t.Parallel()
+	down := "redis://127.0.0.1:" + strconv.Itoa(harness.FreePort(t)) + "/0"
+	p := harness.StartProcess(t, map[string]string{"FIZZ_SCALING_ENABLED": "true", "REDIS_URL": down,
+		"FIZZ_LOG_FORMAT": "json", "FIZZ_LOG_LEVEL": "debug"})
+	require.Eventually(t, func() bool { return strings.Contains(p.Output(), `"msg":"redis client"`) }, 10*time.Second,
+		20*time.Millisecond, "go-redis's dial failure in the log; output:\n%s", p.Output())
+	for _, line := range strings.Split(strings.TrimSpace(p.Output()), "\n") {
+		var entry map[string]any
+		assert.NoError(t, json.Unmarshal([]byte(line), &entry), "a line that is not JSON: %q", line)
+	}
 }
