@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -109,74 +108,6 @@ func usersWaitConnections(t testing.TB, n *harness.Node, want int) {
 	}
 }
 
-// usersTrickle calls leave for each client, in ten waves spread over about
-// two seconds (a ticker paces the load; nothing waits on it for order).
-func usersTrickle(t testing.TB, clients []*pusherclient.Client, leave func(int, *pusherclient.Client) error) {
-	t.Helper()
-	const waves = 10
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	per := (len(clients) + waves - 1) / waves
-	for w := 0; w*per < len(clients); w++ {
-		if w > 0 {
-			<-tick.C
-		}
-		var wg sync.WaitGroup
-		for i := w * per; i < min((w+1)*per, len(clients)); i++ {
-			wg.Go(func() { assert.NoError(t, leave(i, clients[i]), "socket %d", i) })
-		}
-		wg.Wait()
-	}
-}
-
-// usersDialMany opens n sockets on wsURL at once and closes them when t ends.
-func usersDialMany(t testing.TB, wsURL string, n int) []*pusherclient.Client {
-	t.Helper()
-	out := make([]*pusherclient.Client, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range out {
-		wg.Go(func() { out[i], errs[i] = pusherclient.Dial(wsURL) })
-	}
-	wg.Wait()
-	// Closed all at once: one by one, each waiting for the server's
-	// answer, they take seconds.
-	t.Cleanup(func() {
-		var wg sync.WaitGroup
-		for _, c := range out {
-			if c != nil {
-				wg.Go(func() { _ = c.Close() })
-			}
-		}
-		wg.Wait()
-	})
-	for i := range out {
-		require.NoError(t, errs[i], "socket %d", i)
-	}
-	return out
-}
-
-// usersSubscribeAll subscribes every client to channel at once (each
-// waits for its subscription_succeeded).
-func usersSubscribeAll(t testing.TB, clients []*pusherclient.Client, channel string) {
-	t.Helper()
-	errs := make([]error, len(clients))
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Go(func() {
-			f, err := c.Subscribe(channel, "", "")
-			if err == nil && f.Event != pusher.EventSubscriptionSucceeded {
-				err = fmt.Errorf("subscribe %s: %s", channel, f)
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		require.NoError(t, err, "socket %d", i)
-	}
-}
-
 // TestUsersWatchlistFrames checks the watchlist frames on the wire: the
 // first list after pusher:signin_success ([] when nobody watched is
 // online), one online or offline event per change, numbers as user ids,
@@ -270,9 +201,9 @@ func TestUsersSubscriptionCountPusherJS(t *testing.T) {
 		require.Equal(t, pusher.EventSubscriptionSucceeded, joinPresence(t, n, dial(t, n), presence, id, nil).Event)
 	}
 
-	clients := usersDialMany(t, n.WSURL(n.App.Key), usersBurst)
+	clients := harness.DialMany(t, n.WSURL(n.App.Key), usersBurst)
 	start := time.Now()
-	usersSubscribeAll(t, clients, channel)
+	harness.SubscribeAll(t, clients, channel)
 	counts := d.WaitCount("w", channel, usersBurst+1, wait)
 	in := jsclient.RequirePaced(t, counts, start, "burst of subscriptions")
 	require.Less(t, len(in), 5, "500 subscriptions at once, a few counts")
@@ -280,7 +211,7 @@ func TestUsersSubscriptionCountPusherJS(t *testing.T) {
 	// 300 leave over about two seconds, 200 unsubscribing and 100
 	// closing: 201 stay, and counts come out on the way.
 	start = time.Now()
-	usersTrickle(t, clients[:300], func(i int, c *pusherclient.Client) error {
+	harness.Trickle(t, clients[:300], func(i int, c *pusherclient.Client) error {
 		if i%3 == 2 {
 			return c.Close()
 		}

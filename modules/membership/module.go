@@ -1,14 +1,13 @@
 package membership
 
 import (
-	"context"
 	"log/slog"
-	"sync"
 
 	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/lifecycle"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
@@ -40,22 +39,4 @@ func newMembership(p params) *Membership {
 }
 
 // run runs Membership.Run for the life of the app.
-func run(lc fx.Lifecycle, m *Membership) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				m.Run(ctx)
-			}()
-			return nil
-		},
-		OnStop: func(context.Context) error {
-			cancel()
-			wg.Wait()
-			return nil
-		},
-	})
-}
+func run(lc fx.Lifecycle, m *Membership) { lifecycle.Loop(lc, m.Run) }

@@ -1,13 +1,12 @@
 package webhooks
 
 import (
-	"context"
 	"log/slog"
-	"sync"
 
 	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/lifecycle"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
@@ -35,22 +34,4 @@ func newSender(p params) *Sender {
 }
 
 // run runs Sender.Run for the life of the app.
-func run(lc fx.Lifecycle, s *Sender) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.Run(ctx)
-			}()
-			return nil
-		},
-		OnStop: func(context.Context) error {
-			cancel()
-			wg.Wait()
-			return nil
-		},
-	})
-}
+func run(lc fx.Lifecycle, s *Sender) { lifecycle.Loop(lc, s.Run) }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -177,73 +176,6 @@ func TestUsersWatchlistNodeKill(t *testing.T) {
 	w.step("offline:z", wait) // and nothing for s before it
 }
 
-// usersDialMany opens count sockets on n at once; they close when t ends.
-func usersDialMany(t testing.TB, n *node, count int) []*pusherclient.Client {
-	t.Helper()
-	out := make([]*pusherclient.Client, count)
-	errs := make([]error, count)
-	var wg sync.WaitGroup
-	for i := range out {
-		wg.Go(func() { out[i], errs[i] = pusherclient.Dial(n.wsURL) })
-	}
-	wg.Wait()
-	// Closed all at once: one by one, each waiting for the server's
-	// answer, they take seconds.
-	t.Cleanup(func() {
-		var wg sync.WaitGroup
-		for _, c := range out {
-			if c != nil {
-				wg.Go(func() { _ = c.Close() })
-			}
-		}
-		wg.Wait()
-	})
-	for i := range out {
-		require.NoError(t, errs[i], "socket %d on %s", i, n)
-	}
-	return out
-}
-
-// usersSubscribeAll subscribes every client to channel at once.
-func usersSubscribeAll(t testing.TB, clients []*pusherclient.Client, channel string) {
-	t.Helper()
-	errs := make([]error, len(clients))
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Go(func() {
-			f, err := c.Subscribe(channel, "", "")
-			if err == nil && f.Event != pusher.EventSubscriptionSucceeded {
-				err = fmt.Errorf("subscribe %s: %s", channel, f)
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		require.NoError(t, err, "socket %d", i)
-	}
-}
-
-// usersTrickle calls leave for each client, in ten waves spread over about
-// two seconds (a ticker paces the load; nothing waits on it for order).
-func usersTrickle(t testing.TB, clients []*pusherclient.Client, leave func(int, *pusherclient.Client) error) {
-	t.Helper()
-	const waves = 10
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	per := (len(clients) + waves - 1) / waves
-	for w := 0; w*per < len(clients); w++ {
-		if w > 0 {
-			<-tick.C
-		}
-		var wg sync.WaitGroup
-		for i := w * per; i < min((w+1)*per, len(clients)); i++ {
-			wg.Go(func() { assert.NoError(t, leave(i, clients[i]), "socket %d", i) })
-		}
-		wg.Wait()
-	}
-}
-
 // TestUsersSubscriptionCountAcrossNodes: pusher-js clients on A and on B
 // see the cluster-wide subscription count of a channel, coalesced under a
 // burst of 500 subscriptions split over both nodes and under a trickle of
@@ -262,11 +194,11 @@ func TestUsersSubscriptionCountAcrossNodes(t *testing.T) {
 	d.WaitCount("wA", channel, 2, wait)
 	d.WaitCount("wB", channel, 2, wait)
 
-	onA := usersDialMany(t, a, 250)
-	onB := usersDialMany(t, b, 250)
+	onA := harness.DialMany(t, a.wsURL, 250)
+	onB := harness.DialMany(t, b.wsURL, 250)
 	all := append(append([]*pusherclient.Client{}, onA...), onB...)
 	start := time.Now()
-	usersSubscribeAll(t, all, channel)
+	harness.SubscribeAll(t, all, channel)
 	for _, id := range []string{"wA", "wB"} {
 		in := jsclient.RequirePaced(t, d.WaitCount(id, channel, 502, wait), start, id+": burst of subscriptions")
 		require.Less(t, len(in), 5, "%s: 500 subscriptions at once, a few counts", id)
@@ -275,7 +207,7 @@ func TestUsersSubscriptionCountAcrossNodes(t *testing.T) {
 	// 150 on B unsubscribe and 50 on A close, over about two seconds.
 	start = time.Now()
 	leaving := append(append([]*pusherclient.Client{}, onB[:150]...), onA[:50]...)
-	usersTrickle(t, leaving, func(i int, c *pusherclient.Client) error {
+	harness.Trickle(t, leaving, func(i int, c *pusherclient.Client) error {
 		if i >= 150 {
 			return c.Close()
 		}
