@@ -172,7 +172,13 @@ func TestRedisOutboxAfterDataLoss(t *testing.T) {
 	es, err := a.rs.Read(ctx, 10)
 	require.NoError(t, err)
 	assert.Empty(t, es)
-	assert.Equal(t, int64(1), a.rs.Dropped())
+	if c.rd.Real() {
+		assert.Equal(t, int64(1), a.rs.Dropped())
+	} else {
+		// miniredis neither reports a trimmed pending id from XAUTOCLAIM
+		// nor hands it back from XREADGROUP: the drop goes uncounted.
+		t.Log("miniredis: the dropped count is not checked")
+	}
 
 	require.NoError(t, c.rc.FlushAll(ctx).Err())
 	require.NoError(t, a.rs.Add(ctx, testApp, json.RawMessage(`{"name":"cache_miss","channel":"two"}`)))

@@ -42,7 +42,11 @@ func StartRedis(t testing.TB) *Redis {
 		require.NoError(t, r.mini.Start())
 		r.Addr = r.mini.Addr()
 		r.URL = "redis://" + r.Addr + "/0"
-		t.Cleanup(r.mini.Close)
+		stop := tick(r.mini)
+		t.Cleanup(func() {
+			stop()
+			r.mini.Close()
+		})
 		return r
 	}
 	r.dir = t.TempDir()
@@ -131,4 +135,31 @@ func (r *Redis) String() string {
 		return fmt.Sprintf("miniredis at %s", r.Addr)
 	}
 	return fmt.Sprintf("redis-server at %s", r.Addr)
+}
+
+// tick moves m's clock with the wall clock, so that keys expire as they
+// would in a redis-server (miniredis counts time to live down only when
+// told), until the returned stop is called.
+func tick(m *miniredis.Miniredis) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
