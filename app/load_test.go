@@ -464,7 +464,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-// hooksFile is INTERFACE.md's webhook example with the global settings.
+// hooksFile is the README's webhook example ("Webhooks") with the global settings.
 const hooksFile = `webhooks: {leave_delay: 0s, timeout: 2s, retry_for: 1m, batch_window: 100ms}
 apps:
   - id: a

@@ -1,0 +1,99 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// helpError is returned for --help: its message is the usage text.
+type helpError struct{}
+
+func (helpError) Error() string { return usage() }
+func (helpError) Unwrap() error { return flag.ErrHelp }
+
+// flagName is the flag of s without its argument: "port" for "port P".
+func flagName[O any](s setting[O]) string {
+	name, _, _ := strings.Cut(s.flag, " ")
+	return name
+}
+
+// parseArgs parses the command line: an optional "start" and the flags, in
+// any order. It returns the flags given, by name, as written: the rows parse
+// them when the flags are applied, after the environment.
+func parseArgs(args []string) (map[string]string, error) {
+	given := map[string]string{}
+	fs := flag.NewFlagSet("fizz", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	for _, s := range settings {
+		name := flagName(s)
+		keep := func(v string) error { given[name] = v; return nil }
+		switch {
+		case name == "":
+		case strings.Contains(s.flag, " "):
+			fs.Func(name, s.help, keep)
+		default: // a switch, --debug or --debug=false, whose value is checked at once
+			fs.BoolFunc(name, s.help, func(v string) error {
+				if _, err := boolean(v); err != nil {
+					return err
+				}
+				return keep(v)
+			})
+		}
+	}
+	for start := false; ; start = true {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, helpError{}
+		} else if err != nil {
+			return nil, fmt.Errorf("%w (see --help)", err)
+		}
+		if args = fs.Args(); len(args) == 0 {
+			return given, nil
+		}
+		if args[0] != "start" || start {
+			return nil, fmt.Errorf("unexpected argument %q: the only command is start (see --help)", args[0])
+		}
+		args = args[1:]
+	}
+}
+
+// loadFlags applies the flags, the last layer.
+func (l *loader) loadFlags(given map[string]string) error {
+	for _, s := range settings {
+		if v, ok := given[flagName(s)]; ok {
+			if err := apply(l, &l.cfg, s, s.name(), "--"+flagName(s), v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// usage is the text of --help: the rows with a flag, with their variables
+// and defaults.
+func usage() string {
+	var synopsis, list strings.Builder
+	for _, s := range settings {
+		if s.flag != "" {
+			about := "FIZZ_" + s.env
+			if def, ok := s.value.(fmt.Stringer); ok && def.String() != "" {
+				about += ", default " + def.String()
+			}
+			fmt.Fprintf(&synopsis, " [--%s]", s.flag)
+			fmt.Fprintf(&list, "  %-16s %s (%s)\n", "--"+s.flag, s.help, about)
+		}
+	}
+	return "Usage: fizz [start]" + synopsis.String() + `
+
+Starts a Fizz node, a Pusher-protocol WebSocket server.
+
+Flags:
+` + list.String() + `  -h, --help       print this text
+
+Flags override environment variables, which override the config file.
+Where a FIZZ_ variable is unset, the REVERB_ variable of the same suffix is
+read, so a Laravel Reverb .env works unchanged.`
+}
