@@ -28,8 +28,8 @@ func BenchmarkClientEvent(b *testing.B) {
 	app.ClientEventsPerSecond = 0 // measure the path, not the limiter
 	manager := channels.NewManager()
 	registry := connection.NewRegistry()
-	local := scaling.NewLocal()
-	d := dispatcher.New(local, manager, log)
+	local := scaling.NewLocal(nil)
+	d := dispatcher.New(local, manager, nil, log)
 	router, err := scaling.NewRouter([]scaling.Handler{d}, log)
 	if err != nil {
 		b.Fatal(err)
@@ -52,8 +52,8 @@ func BenchmarkClientEvent(b *testing.B) {
 	})
 
 	sent, received := &connectiontest.Counter{}, &connectiontest.Counter{}
-	sender := connection.New("1.1", app, sent, log, false)
-	receiver := connection.New("2.2", app, received, log, false)
+	sender := connection.New("1.1", app, sent, connection.Options{Log: log})
+	receiver := connection.New("2.2", app, received, connection.Options{Log: log})
 	b.Cleanup(func() { sender.Finish(true); receiver.Finish(true) })
 	const channel = "private-bench"
 	manager.Subscribe(sender, channel, nil)

@@ -1,15 +1,9 @@
 package handlers
 
 import (
-	"context"
-
+	"github.com/fizz-server/fizz/scaling"
 	"github.com/gofiber/fiber/v2"
 )
-
-// Pinger reports the state of the node's link to the cluster.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
 
 // Drainer reports whether the node has begun to shut down.
 type Drainer interface {
@@ -19,12 +13,12 @@ type Drainer interface {
 // HealthController answers GET /up and GET /ready. Both are cheap: the
 // link state is read from memory, never a round trip to Redis.
 type HealthController struct {
-	link  Pinger
+	link  scaling.Link
 	drain Drainer
 }
 
 // NewHealthController returns the controller.
-func NewHealthController(link Pinger, drain Drainer) *HealthController {
+func NewHealthController(link scaling.Link, drain Drainer) *HealthController {
 	return &HealthController{link: link, drain: drain}
 }
 

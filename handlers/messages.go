@@ -262,7 +262,7 @@ func (h *MessageHandler) signin(ctx context.Context, c *connection.Conn, f pushe
 }
 
 // clientEvent relays a client-* event to the other subscribers, under the
-// rules of DESIGN.md section 3.
+// rules of docs/architecture.md, "Client events and sign-in".
 func (h *MessageHandler) clientEvent(ctx context.Context, c *connection.Conn, f pusher.Frame) error {
 	app := c.App()
 	if app.AcceptClientEventsFrom == apps.ClientEventsNone {

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
@@ -38,14 +37,9 @@ var Module = fx.Module("handlers",
 
 func newSignature(p *apps.Provider, cfg Config) *Signature { return NewSignature(p, cfg.Path) }
 
-// newHealthController takes the link state from the provider: Local and
-// Redis both answer Ping.
-func newHealthController(p scaling.PubSubProvider, s *server.Server) (*HealthController, error) {
-	pinger, ok := p.(Pinger)
-	if !ok {
-		return nil, fmt.Errorf("handlers: %T cannot report its link state (no Ping method)", p)
-	}
-	return NewHealthController(pinger, s), nil
+// newHealthController reads the link state the scaling module provides.
+func newHealthController(link scaling.Link, s *server.Server) *HealthController {
+	return NewHealthController(link, s)
 }
 
 // Routes is everything Register mounts.

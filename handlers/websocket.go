@@ -43,6 +43,8 @@ const (
 type WebSocket struct {
 	apps       *apps.Provider
 	registry   *connection.Registry
+	writers    *connection.Writers
+	observer   connection.Observer // nil: no stats
 	membership *membership.Membership
 	messages   *MessageHandler
 	stats      *stats.Stats
@@ -59,6 +61,8 @@ type WebSocketParams struct {
 	fx.In
 	Apps       *apps.Provider
 	Registry   *connection.Registry
+	Writers    *connection.Writers
+	Observer   connection.Observer `optional:"true"` // stats; absent in some tests
 	Membership *membership.Membership
 	Messages   *MessageHandler
 	Stats      *stats.Stats
@@ -71,6 +75,8 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 	w := &WebSocket{
 		apps:       p.Apps,
 		registry:   p.Registry,
+		writers:    p.Writers,
+		observer:   p.Observer,
 		membership: p.Membership,
 		messages:   p.Messages,
 		stats:      p.Stats,
@@ -169,7 +175,9 @@ func (w *WebSocket) serve(ws *websocket.Conn) {
 	if err != nil {
 		return
 	}
-	c := connection.New(socketID(), app, transport, w.appLogger(app), w.debug)
+	c := connection.New(socketID(), app, transport, connection.Options{
+		Log: w.appLogger(app), Debug: w.debug, Observer: w.observer, Writers: w.writers,
+	})
 	served = true // run closes the transport
 	if transport == hijacked {
 		w.run(c, src) // cannot be detached: read through fasthttp's reader

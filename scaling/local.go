@@ -27,7 +27,7 @@ type Local struct {
 	replies chan Envelope
 	stop    chan struct{}
 	wg      sync.WaitGroup
-	obs     Observer // set before use by SetObserver; may be nil
+	obs     Observer // may be nil
 
 	mu      sync.Mutex
 	started bool
@@ -36,9 +36,11 @@ type Local struct {
 
 var _ PubSubProvider = (*Local)(nil)
 
-// NewLocal returns a Local that delivers nothing until Subscribe.
-func NewLocal() *Local {
+// NewLocal returns a Local that delivers nothing until Subscribe; obs
+// (may be nil) hears every Publish.
+func NewLocal(obs Observer) *Local {
 	return &Local{
+		obs:     obs,
 		node:    NewNodeID(),
 		queue:   make(chan Envelope, localQueue),
 		replies: make(chan Envelope, localQueue),
@@ -107,10 +109,6 @@ func (l *Local) Publish(ctx context.Context, e Envelope) (_ int64, err error) {
 	}
 }
 
-// SetObserver makes o hear every Publish. Call it before Subscribe and
-// Publish; it is not safe concurrently with them.
-func (l *Local) SetObserver(o Observer) { l.obs = o }
-
 // Subscribe starts the delivery goroutine. It may be called once.
 func (l *Local) Subscribe(_ context.Context, deliver func(context.Context, Envelope)) error {
 	l.mu.Lock()
@@ -141,7 +139,7 @@ func (l *Local) Subscribe(_ context.Context, deliver func(context.Context, Envel
 	return nil
 }
 
-// Ping reports the link state for health checks: a loopback is always up.
+// Ping implements Link: a loopback is always up.
 func (l *Local) Ping(context.Context) error { return nil }
 
 // Close stops delivery and waits for the delivery goroutine.

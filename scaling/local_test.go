@@ -54,7 +54,7 @@ func numbered(i int) Envelope {
 // newSubscribedLocal returns a subscribed Local, closed at cleanup.
 func newSubscribedLocal(t *testing.T, deliver func(context.Context, Envelope)) *Local {
 	t.Helper()
-	l := NewLocal()
+	l := NewLocal(nil)
 	require.NoError(t, l.Subscribe(context.Background(), deliver))
 	t.Cleanup(func() { require.NoError(t, l.Close()) })
 	return l
@@ -143,7 +143,7 @@ func TestLocalPublishFromTheDeliveryGoroutine(t *testing.T) {
 }
 
 func TestLocalClose(t *testing.T) {
-	l := NewLocal()
+	l := NewLocal(nil)
 	require.NoError(t, l.Subscribe(context.Background(), func(context.Context, Envelope) {}))
 
 	require.NoError(t, l.Close())
@@ -156,7 +156,7 @@ func TestLocalClose(t *testing.T) {
 }
 
 func TestLocalCloseWithoutSubscribe(t *testing.T) {
-	l := NewLocal()
+	l := NewLocal(nil)
 	require.NoError(t, l.Close())
 }
 
@@ -176,7 +176,7 @@ func TestLocalPublishWaitsForRoom(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := NewLocal() // not subscribed: nothing drains the queue
+			l := NewLocal(nil) // not subscribed: nothing drains the queue
 			t.Cleanup(func() { _ = l.Close() })
 			for i := range localQueue {
 				_, err := l.Publish(context.Background(), numbered(i))
@@ -217,7 +217,7 @@ func TestLocalReply(t *testing.T) {
 }
 
 func TestLocalReplyNeverWaits(t *testing.T) {
-	l := NewLocal() // not subscribed
+	l := NewLocal(nil) // not subscribed
 	t.Cleanup(func() { _ = l.Close() })
 	for range localQueue {
 		require.NoError(t, l.Reply(context.Background(), l.Node(), Envelope{Kind: "reply"}))
@@ -229,7 +229,7 @@ func TestLocalReplyNeverWaits(t *testing.T) {
 }
 
 func TestLocalPing(t *testing.T) {
-	l := NewLocal()
+	l := NewLocal(nil)
 	t.Cleanup(func() { _ = l.Close() })
 	assert.NoError(t, l.Ping(context.Background()))
 }

@@ -2,72 +2,57 @@ package scaling
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"go.uber.org/fx"
 )
 
-// Module provides the PubSubProvider that Config selects and starts its
+// Module provides what Config selects, as separate values: the
+// PubSubProvider, the shared State, its webhook Outbox and the Link
+// whose state /up and the metrics report (Local, Redis and the states
+// that go with them when scaling is off or on). It starts the
 // subscription loop with the app; the loop routes each envelope to the
 // Handler of its kind from the "scaling.handlers" group.
 var Module = fx.Module("scaling",
-	fx.Provide(newProvider, newState, newOutbox),
-	fx.Provide(fx.Annotate(stateHandlers, fx.ResultTags(`group:"scaling.handlers,flatten"`))),
+	fx.Provide(build),
 	fx.Invoke(startSubscription),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "scaling") }),
 )
 
-// providerParams lists what newProvider takes; the Observer is the
-// graph's metrics (stats), absent in module tests.
-type providerParams struct {
+// buildParams lists what build takes; the Observer is the graph's
+// metrics (stats), absent in module tests.
+type buildParams struct {
 	fx.In
 	Config   Config
 	Log      *slog.Logger
 	Observer Observer `optional:"true"`
 }
 
-// newProvider is the one factory that returns an interface: Local when
-// scaling is off, Redis when it is on.
-func newProvider(p providerParams) (PubSubProvider, error) {
+// built is what the module provides.
+type built struct {
+	fx.Out
+	PubSub PubSubProvider
+	State  State
+	Outbox Outbox
+	Link   Link
+	// Handlers are the state's own: RedisState's recoveries.
+	Handlers []Handler `group:"scaling.handlers,flatten"`
+}
+
+// build makes the provider and the state that goes with it: Local and
+// LocalState on one node, Redis and RedisState in a cluster.
+func build(p buildParams) (built, error) {
 	if !p.Config.Enabled {
-		l := NewLocal()
-		l.SetObserver(p.Observer)
-		return l, nil
+		l := NewLocal(p.Observer)
+		s := NewLocalState(l, p.Config)
+		return built{PubSub: l, State: s, Outbox: s, Link: l}, nil
 	}
-	r, err := NewRedis(p.Config, p.Log)
+	r, err := NewRedis(p.Config, p.Log, p.Observer)
 	if err != nil {
-		return nil, err
+		return built{}, err
 	}
-	r.SetObserver(p.Observer)
-	return r, nil
-}
-
-// newState returns the shared State that goes with the provider: in Redis
-// beside a Redis provider, in memory otherwise.
-func newState(cfg Config, p PubSubProvider, log *slog.Logger) State {
-	if r, ok := p.(*Redis); ok {
-		return NewRedisState(r, cfg, log)
-	}
-	return NewLocalState(p, cfg)
-}
-
-// newOutbox returns the outbox that goes with the state: both keep it.
-func newOutbox(s State) (Outbox, error) {
-	o, ok := s.(Outbox)
-	if !ok {
-		return nil, fmt.Errorf("scaling: %T keeps no webhook outbox", s)
-	}
-	return o, nil
-}
-
-// stateHandlers returns the handlers of the envelopes the state exchanges
-// with other nodes: RedisState's recoveries; none for one node.
-func stateHandlers(s State) []Handler {
-	if r, ok := s.(*RedisState); ok {
-		return r.Handlers()
-	}
-	return nil
+	s := NewRedisState(r, p.Config, p.Log)
+	return built{PubSub: r, State: s, Outbox: s, Link: r, Handlers: s.Handlers()}, nil
 }
 
 type subscriptionParams struct {

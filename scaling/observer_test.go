@@ -65,8 +65,7 @@ func TestModuleHandsObserverToProviderAndLoop(t *testing.T) {
 
 func TestLocalObserverHearsFailedPublish(t *testing.T) {
 	obs := &countingObserver{}
-	l := scaling.NewLocal()
-	l.SetObserver(obs)
+	l := scaling.NewLocal(obs)
 	require.NoError(t, l.Close())
 
 	_, err := l.Publish(context.Background(), scaling.Envelope{Kind: "ping"})

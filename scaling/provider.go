@@ -34,3 +34,9 @@ type Handler interface {
 func AsHandler(f any) any {
 	return fx.Annotate(f, fx.As(new(Handler)), fx.ResultTags(`group:"scaling.handlers"`))
 }
+
+// Link reports the state of this node's link to the cluster, from
+// memory (no round trip): nil while it is up. Local is always up.
+type Link interface {
+	Ping(ctx context.Context) error
+}

@@ -22,6 +22,9 @@ const (
 	minBackoff      = 100 * time.Millisecond
 	maxBackoff      = 5 * time.Second
 	loopbackBacklog = 4096
+	// receivedBacklog lets the subscription loop read ahead of a busy
+	// delivery goroutine, so that Redis's output buffer does not fill.
+	receivedBacklog = 256
 )
 
 // ErrLocalOnly is returned by Publish while the Redis link is down: the
@@ -52,13 +55,14 @@ type Redis struct {
 	closed   bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	obs      Observer // set before use by SetObserver; may be nil
+	obs      Observer // may be nil
 }
 
 var _ PubSubProvider = (*Redis)(nil)
 
-// NewRedis returns a Redis provider for cfg. It performs no I/O.
-func NewRedis(cfg Config, log *slog.Logger) (*Redis, error) {
+// NewRedis returns a Redis provider for cfg; obs (may be nil) hears every
+// Publish. It performs no I/O.
+func NewRedis(cfg Config, log *slog.Logger, obs Observer) (*Redis, error) {
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("scaling: REDIS_URL: %w", err)
@@ -83,6 +87,7 @@ func NewRedis(cfg Config, log *slog.Logger) (*Redis, error) {
 		reply:    cfg.Channel + ":node:" + node,
 		node:     node,
 		log:      log,
+		obs:      obs,
 		loopback: make(chan Envelope, loopbackBacklog),
 	}
 	r.setDown(errors.New("not connected yet"))
@@ -98,7 +103,7 @@ func (r *Redis) Client() *redis.Client { return r.client }
 // Up reports whether the subscription to Redis is live.
 func (r *Redis) Up() bool { return r.up.Load() }
 
-// Ping reports the link state without a round trip: nil while subscribed.
+// Ping implements Link without a round trip: nil while subscribed.
 func (r *Redis) Ping(context.Context) error {
 	if r.up.Load() {
 		return nil
@@ -167,10 +172,6 @@ func (r *Redis) publish(ctx context.Context, e Envelope) (int64, error) {
 	return n, nil
 }
 
-// SetObserver makes o hear every Publish. Call it before Subscribe and
-// Publish; it is not safe concurrently with them.
-func (r *Redis) SetObserver(o Observer) { r.obs = o }
-
 // deliverLocally queues e on the loopback, waiting while it is full.
 func (r *Redis) deliverLocally(ctx context.Context, e Envelope) error {
 	select {
@@ -199,8 +200,10 @@ func (r *Redis) Reply(ctx context.Context, node string, e Envelope) error {
 	return r.client.Publish(ctx, r.channel+":node:"+node, b).Err()
 }
 
-// Subscribe starts the subscription loop and the loopback; it does not
-// wait for Redis.
+// Subscribe starts the subscription loop and the delivery goroutine; it
+// does not wait for Redis. One goroutine delivers both what Redis sends
+// and the loopback (what was published while the link was down), one
+// envelope at a time.
 func (r *Redis) Subscribe(_ context.Context, deliver func(context.Context, Envelope)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -213,15 +216,23 @@ func (r *Redis) Subscribe(_ context.Context, deliver func(context.Context, Envel
 	r.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	received := make(chan Envelope, receivedBacklog)
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
-		r.receiveLoop(ctx, deliver)
+		r.receiveLoop(ctx, func(ctx context.Context, e Envelope) {
+			select {
+			case received <- e:
+			case <-ctx.Done():
+			}
+		})
 	}()
 	go func() {
 		defer r.wg.Done()
 		for {
 			select {
+			case e := <-received:
+				deliver(ctx, e)
 			case e := <-r.loopback:
 				deliver(ctx, e)
 			case <-ctx.Done():

@@ -396,7 +396,7 @@ func (c *localCluster) add(t *testing.T) *subject {
 	h := &heard{}
 	router, err := scaling.NewRouter([]scaling.Handler{h}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	p := scaling.NewLocal()
+	p := scaling.NewLocal(nil)
 	require.NoError(t, p.Subscribe(context.Background(), router.Deliver))
 	t.Cleanup(func() { assert.NoError(t, p.Close()) })
 	var s *scaling.LocalState
@@ -499,7 +499,7 @@ func (c *redisCluster) start(t *testing.T, o nodeOptions) *redisNode {
 	cfg := scaling.Config{Enabled: true, RedisURL: o.url, Channel: c.prefix, Lease: o.lease, Timeout: o.timeout,
 		Webhooks: o.webhooks, SubscriptionCounts: o.counted}
 	log := harness.Logger(t)
-	r, err := scaling.NewRedis(cfg, log)
+	r, err := scaling.NewRedis(cfg, log, nil)
 	require.NoError(t, err)
 	rs := scaling.NewRedisState(r, cfg, log)
 	h := &heard{}

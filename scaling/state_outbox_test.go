@@ -63,7 +63,7 @@ func TestOutboxTakesTheHookedTransitions(t *testing.T) {
 		new  func(t *testing.T) (scaling.State, scaling.Outbox)
 	}{
 		{name: "local", new: func(t *testing.T) (scaling.State, scaling.Outbox) {
-			s := scaling.NewLocalState(scaling.NewLocal(), scaling.Config{Webhooks: everyHook})
+			s := scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{Webhooks: everyHook})
 			return s, s
 		}},
 		{name: "redis", new: func(t *testing.T) (scaling.State, scaling.Outbox) {

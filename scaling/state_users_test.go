@@ -45,7 +45,7 @@ var usersImpls = []struct {
 		h := &heard{}
 		router, err := scaling.NewRouter([]scaling.Handler{h, also}, slog.New(slog.DiscardHandler))
 		require.NoError(t, err)
-		p := scaling.NewLocal()
+		p := scaling.NewLocal(nil)
 		require.NoError(t, p.Subscribe(context.Background(), router.Deliver))
 		t.Cleanup(func() { _ = p.Close() })
 		return scaling.NewLocalState(p, scaling.Config{Webhooks: everyHook, SubscriptionCounts: map[string]bool{testApp: true}}), h

@@ -1,7 +1,7 @@
 // Package fanout is a benchmark fixture, not part of Fizz: a minimal Pusher
 // Channels fan-out server that fizz-bench drives in the same run as Fizz, so
 // that Fizz's CPU time per delivery can be compared with a baseline that does
-// only the essential work (see issue 6 and DESIGN.md section 2).
+// only the essential work (docs/architecture.md, "The write path").
 //
 // It speaks just enough of protocol 7 for fizz-bench: it sends
 // pusher:connection_established, answers pusher:subscribe on public channels

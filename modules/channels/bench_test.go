@@ -22,11 +22,12 @@ func BenchmarkBroadcast(b *testing.B) {
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
 			m := NewManager()
 			registry := connection.NewRegistry()
-			registry.Writers().Start()
+			writers := connection.NewWriters()
+			writers.Start()
 			written := &connectiontest.Counter{} // shared by every socket
 			conns := make([]*connection.Conn, n)
 			for i := range conns {
-				conns[i] = connection.New(fmt.Sprintf("%d.%d", i, i), app, written, log, false)
+				conns[i] = connection.New(fmt.Sprintf("%d.%d", i, i), app, written, connection.Options{Log: log, Writers: writers})
 				if err := registry.Add(conns[i]); err != nil {
 					b.Fatal(err)
 				}
@@ -36,7 +37,7 @@ func BenchmarkBroadcast(b *testing.B) {
 				for _, c := range conns {
 					c.Finish(true)
 				}
-				registry.Writers().Stop()
+				writers.Stop()
 			})
 			frame := connection.TextFrame(pusher.EncodeEvent("price", "bench-channel", pusher.StringData([]byte(`{"symbol":"FZZ","price":101.5}`)), ""))
 			want := int64(0)

@@ -26,7 +26,7 @@ type recorder = connectiontest.Recorder
 func newConn(t *testing.T, id string, app *apps.App, userID string) (*connection.Conn, *recorder) {
 	t.Helper()
 	rec := connectiontest.NewRecorder()
-	c := connection.New(id, app, rec, slog.New(slog.DiscardHandler), false)
+	c := connection.New(id, app, rec, connection.Options{Log: slog.New(slog.DiscardHandler)})
 	if userID != "" {
 		require.True(t, c.SetUserID(userID))
 	}

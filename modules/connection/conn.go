@@ -1,7 +1,6 @@
 package connection
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -25,13 +24,6 @@ const (
 	maxPongWindow = 30 * time.Second
 )
 
-// Conn state, guarded by Conn.mu.
-const (
-	stateOpen    = iota // sending and receiving
-	stateClosing        // final frames queued; nothing else is sent
-	stateClosed         // the reader has finished; nothing is sent
-)
-
 // Conn is one client socket of one app. It mirrors Reverb's Connection.
 type Conn struct {
 	id        string
@@ -40,21 +32,14 @@ type Conn struct {
 	tryWrite  func([]byte) (int, error) // nil: the transport cannot write without waiting
 	log       *slog.Logger
 	debug     bool
+	observer  Observer // nil: nothing observed
+	pool      *Writers // nil: each writer on a goroutine of its own
 
-	mu        sync.Mutex
-	state     int
-	queue     [][]byte
-	spare     [][]byte // the writer's last batch, reused as the next queue
-	final     [][]byte // written instead of the queue once closing
-	writing   bool     // a writer goroutine runs
-	writers   sync.WaitGroup
-	taken     chan struct{} // signalled (cap 1) when the writer takes a batch
-	cut       bool          // Finish(true): the peer is gone, no write may start
-	closeCode int
-	userID    string
-	onClose   []func()
-	observer  Observer // set by Registry.Add; nil: nothing observed
-	writerSet *Writers // set by Registry.Add; nil: a goroutine per writer
+	out outbox // the outbound queue and its writer
+
+	mu      sync.Mutex
+	userID  string
+	onClose []func()
 
 	lastActivity atomic.Int64 // unix nanoseconds of the last frame received
 	pingSentAt   atomic.Int64 // unix nanoseconds, 0 when no ping is pending
@@ -62,26 +47,39 @@ type Conn struct {
 	timer        *time.Timer
 
 	// Owned by the reader goroutine.
-	tokens     float64
-	tokensAt   time.Time
+	events     bucket // client events allowed
 	channelSet map[string]struct{}
+}
+
+// Options are what a Conn works with besides its socket. The zero value
+// works: no debug log, nothing observed, every writer on a goroutine of
+// its own.
+type Options struct {
+	Log      *slog.Logger // nil: discard
+	Debug    bool         // log every frame out
+	Observer Observer     // hears what the socket sends; nil: none
+	Writers  *Writers     // the pool that runs writers; nil: none
 }
 
 // New returns an open Conn for transport and starts its liveness timer.
 // The caller runs the read loop and calls Finish when it ends.
-func New(id string, app *apps.App, transport net.Conn, log *slog.Logger, debug bool) *Conn {
+func New(id string, app *apps.App, transport net.Conn, o Options) *Conn {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	c := &Conn{
-		taken:      make(chan struct{}, 1),
 		id:         id,
 		app:        app,
 		transport:  transport,
 		tryWrite:   nonBlocking(transport),
-		log:        log,
-		debug:      debug,
+		log:        o.Log,
+		debug:      o.Debug,
+		observer:   o.Observer,
+		pool:       o.Writers,
 		channelSet: make(map[string]struct{}),
-		tokens:     float64(app.ClientEventsPerSecond),
-		tokensAt:   time.Now(),
+		events:     newBucket(app.ClientEventsPerSecond, time.Now()),
 	}
+	c.out.init()
 	c.Touch()
 	// checkAlive reads c.timer after taking c.mu: assigning it under c.mu
 	// orders the write before a timer that fires at once.
@@ -161,22 +159,7 @@ func (c *Conn) Channels() []string {
 
 // AllowClientEvent takes one token from the socket's client-event bucket
 // (ClientEventsPerSecond per second, bursting to the same). Reader only.
-func (c *Conn) AllowClientEvent(now time.Time) bool {
-	rate := float64(c.app.ClientEventsPerSecond)
-	if rate <= 0 {
-		return true
-	}
-	c.tokens += now.Sub(c.tokensAt).Seconds() * rate
-	c.tokensAt = now
-	if c.tokens > rate {
-		c.tokens = rate
-	}
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
-}
+func (c *Conn) AllowClientEvent(now time.Time) bool { return c.events.take(now) }
 
 // Send queues a JSON payload as one text frame.
 func (c *Conn) Send(payload []byte) {
@@ -199,35 +182,17 @@ func (c *Conn) SendError(e *pusher.Error) {
 // whose queue is full is closed with 4100. The frame must not be changed
 // afterwards; the same bytes may be queued to many sockets.
 func (c *Conn) SendFrame(frame []byte) {
-	c.mu.Lock()
-	if c.state != stateOpen {
-		c.mu.Unlock()
-		return
-	}
-	if len(c.queue) >= QueueSize {
-		obs := c.observer
-		c.mu.Unlock()
+	start, full := c.out.push(frame)
+	if full {
 		c.log.Warn("closing slow consumer", "app_id", c.app.ID, "socket_id", c.id)
-		if obs != nil {
-			obs.SlowConsumer(c.app.ID)
+		if c.observer != nil {
+			c.observer.SlowConsumer(c.app.ID)
 		}
 		c.Close(pusher.Fatalf(pusher.CodeOverCapacity, "Over capacity"))
 		return
 	}
-	c.queue = append(c.queue, frame)
-	start := c.startWriterLocked()
-	pool := c.writerSet
-	c.mu.Unlock()
 	if start {
-		c.runWriter(pool)
-	}
-}
-
-// runWriter runs the writer loop on the pool, or on a goroutine of its own
-// when there is no pool or the transport cannot be written without waiting.
-func (c *Conn) runWriter(pool *Writers) {
-	if c.tryWrite == nil || pool == nil || !pool.offer(c) {
-		go c.writeLoop(false)
+		c.startWriter()
 	}
 }
 
@@ -235,27 +200,7 @@ func (c *Conn) runWriter(pool *Writers) {
 // of the queue is taken, it waits for the writer (at most WriteTimeout).
 // A client that pipelines frames is then slowed by TCP rather than closed
 // as a slow consumer because of the server's own answers.
-func (c *Conn) Throttle() {
-	var timeout <-chan time.Time
-	for {
-		c.mu.Lock()
-		backlog, open := len(c.queue), c.state == stateOpen
-		c.mu.Unlock()
-		if backlog <= QueueSize/2 || !open {
-			return
-		}
-		if timeout == nil {
-			t := time.NewTimer(WriteTimeout)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case <-c.taken:
-		case <-timeout:
-			return
-		}
-	}
-}
+func (c *Conn) Throttle() { c.out.throttle(WriteTimeout) }
 
 // sendControl queues a control frame (a pong or a ping).
 func (c *Conn) sendControl(op byte, payload []byte) {
@@ -287,30 +232,18 @@ func (c *Conn) CloseFrame(code int, reason string) {
 }
 
 func (c *Conn) closeWith(code int, frames [][]byte) {
-	c.mu.Lock()
-	if c.state != stateOpen {
-		c.mu.Unlock()
+	start, ok := c.out.close(code, frames)
+	if !ok {
 		return
 	}
-	c.state = stateClosing
-	c.closeCode = code
-	c.final = frames
-	c.queue = nil
-	start := c.startWriterLocked()
-	pool := c.writerSet
-	c.mu.Unlock()
 	c.timer.Stop()
 	if start {
-		c.runWriter(pool)
+		c.startWriter()
 	}
 }
 
 // CloseCode returns the code the server closed the socket with, or 0.
-func (c *Conn) CloseCode() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closeCode
-}
+func (c *Conn) CloseCode() int { return c.out.closeCode() }
 
 // Abort closes the transport at once, without a close frame.
 func (c *Conn) Abort() { _ = c.transport.Close() } // the reader reports any error
@@ -319,13 +252,8 @@ func (c *Conn) Abort() { _ = c.transport.Close() } // the reader reports any err
 // afterwards. It waits for a running writer, then runs the OnClose funcs.
 // When the client vanished (gone is true), a blocked write is cut short.
 func (c *Conn) Finish(gone bool) {
+	c.out.finish(gone)
 	c.mu.Lock()
-	c.state = stateClosed
-	c.queue, c.spare = nil, nil
-	if gone {
-		c.final = nil // nobody is left to read our close frame
-		c.cut = true
-	}
 	onClose := c.onClose
 	c.onClose = nil
 	c.mu.Unlock()
@@ -334,171 +262,21 @@ func (c *Conn) Finish(gone bool) {
 		// Unblock a writer stuck on a dead peer; it then exits with an error.
 		_ = c.transport.SetWriteDeadline(time.Now())
 	}
-	c.writers.Wait()
+	c.out.wait()
 	for _, f := range onClose {
 		f()
 	}
 }
 
-// startWriterLocked reports whether the caller must start the writer.
-// Caller holds c.mu.
-func (c *Conn) startWriterLocked() bool {
-	if c.writing || c.state == stateClosed {
-		return false
-	}
-	c.writing = true
-	c.writers.Add(1)
-	return true
-}
-
-// writeLoop drains the queue, coalescing every queued frame into one
-// write, until the queue is empty; once closing it writes the final frames
-// and exits for good. On the pool (onPool) it never waits for the peer:
-// what the peer's socket buffer cannot take now goes to a goroutine of the
-// socket's own (writeRest), which carries on as its writer, so one slow
-// peer never holds up a pool goroutine.
-func (c *Conn) writeLoop(onPool bool) {
-	for {
-		batch, final := c.takeBatch()
-		if batch == nil {
-			c.writers.Done()
-			return
-		}
-		buf := getBuffer()
-		for _, f := range batch {
-			*buf = append(*buf, f...)
-		}
-		frames, size := len(batch), len(*buf)
-		c.recycle(batch, final)
-		var err error
-		if onPool && c.tryWrite != nil {
-			var sent int
-			if sent, err = c.tryWrite(*buf); err == nil && sent < size {
-				go c.writeRest(buf, sent, frames, final)
-				return
-			}
-		} else {
-			err = c.writeAll(*buf)
-		}
-		putBuffer(buf)
-		if !c.wrote(frames, size, final, err) {
-			c.writers.Done()
-			return
-		}
-		if onPool && c.writerSet.yield(c) {
-			return // back of the line: the sockets waiting go first
-		}
-	}
-}
-
-// writeRest writes what a non-blocking write left over, waiting for the
-// peer, then goes on as the socket's writer off the pool.
-func (c *Conn) writeRest(buf *[]byte, sent, frames int, final bool) {
-	size := len(*buf)
-	err := c.writeAll((*buf)[sent:])
-	putBuffer(buf)
-	if !c.wrote(frames, size, final, err) {
-		c.writers.Done()
-		return
-	}
-	c.writeLoop(false)
-}
-
-// takeBatch takes what the writer sends next: the final frames once
-// closing, else every queued frame. A nil batch means the writer is done.
-func (c *Conn) takeBatch() (batch [][]byte, final bool) {
-	c.mu.Lock()
-	switch {
-	case c.final != nil:
-		// Still written after Finish(false): the answer to the client's
-		// close frame must go out (RFC 6455 5.5.1).
-		batch, c.final, final = c.final, nil, true
-	case c.state == stateClosed:
-	case len(c.queue) > 0:
-		batch = c.queue
-		c.queue, c.spare = c.spare, nil
-	}
-	if batch == nil {
-		c.writing = false
-	}
-	c.mu.Unlock()
-	if batch != nil {
-		select {
-		case c.taken <- struct{}{}:
-		default:
-		}
-	}
-	return batch, final
-}
-
-// recycle keeps a written batch's slice as the next queue.
-func (c *Conn) recycle(batch [][]byte, final bool) {
-	if final {
-		return
-	}
-	clear(batch)
-	c.mu.Lock()
-	if c.spare == nil && cap(batch) <= QueueSize {
-		c.spare = batch[:0]
-	}
-	c.mu.Unlock()
-}
-
-// wrote records a write's outcome and reports whether the writer goes on:
-// a failed write closes the transport, and the reader then finishes.
-func (c *Conn) wrote(frames, size int, final bool, err error) bool {
-	c.mu.Lock()
-	obs := c.observer
-	if err != nil {
-		c.state = stateClosed
-		c.writing = false
-	}
-	c.mu.Unlock()
-	if err != nil {
-		_ = c.transport.Close()
-		return false
-	}
-	if obs != nil {
-		obs.MessagesSent(frames, size)
-	}
-	if final {
-		// Our close frame is out: the client answers with its own, or
-		// the reader gives up after CloseGrace.
-		_ = c.transport.SetReadDeadline(time.Now().Add(CloseGrace))
-	}
-	return true
-}
-
-// writeAll writes b, waiting for the peer at most WriteTimeout.
-func (c *Conn) writeAll(b []byte) error {
-	if err := c.transport.SetWriteDeadline(time.Now().Add(WriteTimeout)); err != nil {
-		return err
-	}
-	// Finish(true) may have set its past deadline just before ours; it
-	// sets cut first, so checking cut after our deadline closes the gap.
-	c.mu.Lock()
-	cut := c.cut
-	c.mu.Unlock()
-	if cut {
-		return errPeerGone
-	}
-	if _, err := c.transport.Write(b); err != nil {
-		return err
-	}
-	if c.tryWrite != nil {
-		// Non-blocking writes check the deadline too: lift it.
-		return c.transport.SetWriteDeadline(time.Time{})
-	}
-	return nil
-}
-
 // checkAlive runs on the liveness timer: it pings a silent socket and closes
 // one that did not answer the previous ping with 4201.
 func (c *Conn) checkAlive() {
+	// Taking c.mu orders New's assignment of c.timer before this read,
+	// even when the timer fires at once.
 	c.mu.Lock()
-	open := c.state == stateOpen
+	timer := c.timer
 	c.mu.Unlock()
-	if !open {
+	if !c.out.isOpen() {
 		return
 	}
 	now := time.Now()
@@ -512,7 +290,7 @@ func (c *Conn) checkAlive() {
 		c.pingSentAt.Store(0)
 	}
 	if idle := now.Sub(last); idle < interval {
-		c.timer.Reset(interval - idle)
+		timer.Reset(interval - idle)
 		return
 	}
 	c.pingSentAt.Store(now.UnixNano())
@@ -521,11 +299,8 @@ func (c *Conn) checkAlive() {
 	} else {
 		c.Send(pingFrame)
 	}
-	c.timer.Reset(pongWindow(interval))
+	timer.Reset(pongWindow(interval))
 }
-
-// errPeerGone ends a write that would start after Finish(true).
-var errPeerGone = errors.New("connection: peer gone")
 
 var pingFrame = pusher.EncodeEvent(pusher.EventPing, "", []byte("{}"), "")
 

@@ -43,7 +43,7 @@ func TestConnSendDeliversInOrder(t *testing.T) {
 
 func TestConnCoalescesQueuedFrames(t *testing.T) {
 	tr := newFakeTransport(true)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 	t.Cleanup(func() { c.Finish(true) })
 
 	c.Send([]byte(`{"n":0}`))
@@ -66,7 +66,7 @@ func TestConnCoalescesQueuedFrames(t *testing.T) {
 
 func TestConnQueueOverflowClosesWith4100(t *testing.T) {
 	tr := newFakeTransport(true)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 
 	c.Send([]byte(`{"n":0}`))
 	<-tr.entered
@@ -120,7 +120,7 @@ func TestConnClose(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := newFakeTransport(true)
-			c := New("1.1", testApp(), tr, discard, false)
+			c := New("1.1", testApp(), tr, Options{Log: discard})
 			c.Send([]byte(`{"event":"in-flight"}`))
 			<-tr.entered
 			c.Send([]byte(`{"event":"queued-1"}`))
@@ -141,7 +141,7 @@ func TestConnClose(t *testing.T) {
 
 func TestConnCloseIsIdempotentAcrossGoroutines(t *testing.T) {
 	tr := newFakeTransport(false)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -166,7 +166,7 @@ func TestConnCloseIsIdempotentAcrossGoroutines(t *testing.T) {
 
 func TestConnFinishWaitsForTheWriter(t *testing.T) {
 	tr := newFakeTransport(true)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 	c.Send([]byte(`{"n":0}`))
 	<-tr.entered
 
@@ -205,7 +205,7 @@ func TestConnFinishGoneCutsABlockedWrite(t *testing.T) {
 	server, client := net.Pipe() // nobody reads client: a write blocks
 	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
 	tr := enteredConn{Conn: server, entered: make(chan struct{}, 1)}
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 	c.Send([]byte(`{"n":0}`))
 	<-tr.entered
 
@@ -224,7 +224,7 @@ func TestConnFinishGoneCutsABlockedWrite(t *testing.T) {
 
 func TestConnSendAfterFinishIsANoOp(t *testing.T) {
 	tr := newFakeTransport(false)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 	c.Finish(false)
 
 	before := runtime.NumGoroutine()
@@ -245,7 +245,7 @@ func TestConnCloseFrameIsAnsweredWhileAWriteIsInFlight(t *testing.T) {
 	// handler queues our answer (CloseFrame) and the read loop ends at once
 	// (Finish(false)). RFC 6455 5.5.1 requires the answer to go out.
 	tr := newFakeTransport(true)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 	c.Send([]byte(`{"n":0}`))
 	<-tr.entered
 
@@ -258,9 +258,9 @@ func TestConnCloseFrameIsAnsweredWhileAWriteIsInFlight(t *testing.T) {
 	// Let the read loop's Finish mark the socket closed before the busy
 	// writer looks at its queue again, as happens when the writer is slow.
 	require.Eventually(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.state == stateClosed
+		c.out.mu.Lock()
+		defer c.out.mu.Unlock()
+		return c.out.state == stateClosed
 	}, waitFor, time.Millisecond)
 	tr.release()
 	<-finished
@@ -274,7 +274,7 @@ func TestConnCloseFrameIsAnsweredWhileAWriteIsInFlight(t *testing.T) {
 
 func TestConnPongAndUserID(t *testing.T) {
 	tr := newFakeTransport(false)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 	t.Cleanup(func() { c.Finish(true) })
 
 	c.Pong([]byte("hi"))
@@ -292,7 +292,7 @@ func TestConnPongAndUserID(t *testing.T) {
 
 func TestConnOnCloseRunsAfterFinish(t *testing.T) {
 	tr := newFakeTransport(false)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 	var calls []int
 	c.OnClose(func() { calls = append(calls, 1) })
 	c.OnClose(func() { calls = append(calls, 2) })
@@ -305,7 +305,7 @@ func TestConnOnCloseRunsAfterFinish(t *testing.T) {
 }
 
 func TestConnChannels(t *testing.T) {
-	c := New("1.1", testApp(), newFakeTransport(false), discard, false)
+	c := New("1.1", testApp(), newFakeTransport(false), Options{Log: discard})
 	t.Cleanup(func() { c.Finish(true) })
 
 	c.AddChannel("a")
@@ -357,7 +357,7 @@ func TestConnAllowClientEvent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			app := testApp()
 			app.ClientEventsPerSecond = tt.rate
-			c := New("1.1", app, newFakeTransport(false), discard, false)
+			c := New("1.1", app, newFakeTransport(false), Options{Log: discard})
 			t.Cleanup(func() { c.Finish(true) })
 			base := time.Now().Add(time.Millisecond) // never before New's clock
 
@@ -402,7 +402,7 @@ func TestConnSendError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := newFakeTransport(false)
-			c := New("1.1", testApp(), tr, discard, true) // debug logging on
+			c := New("1.1", testApp(), tr, Options{Log: discard, Debug: true}) // debug logging on
 
 			c.SendError(tt.give)
 
@@ -416,7 +416,7 @@ func TestConnSendError(t *testing.T) {
 
 func TestConnIdentity(t *testing.T) {
 	app := testApp()
-	c := New("123.456", app, newFakeTransport(false), discard, false)
+	c := New("123.456", app, newFakeTransport(false), Options{Log: discard})
 	t.Cleanup(func() { c.Finish(true) })
 
 	assert.Equal(t, "123.456", c.ID())

@@ -79,7 +79,7 @@ func TestConnFinishGoneWinsOverTheWritersDeadline(t *testing.T) {
 	// before the writer set its write deadline. The cut must still hold:
 	// Finish may not wait WriteTimeout for a dead peer.
 	tr := newDeadlineTransport()
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard})
 	c.Send([]byte(`{"n":0}`))
 	<-tr.inSet
 

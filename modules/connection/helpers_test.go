@@ -229,7 +229,7 @@ func newPipeConn(t *testing.T, id string, app *apps.App) (*Conn, *peer) {
 			p.frames <- f
 		}
 	}()
-	c := New(id, app, server, discard, false)
+	c := New(id, app, server, Options{Log: discard})
 	t.Cleanup(func() {
 		c.Finish(true)
 		_ = client.Close()

@@ -6,27 +6,20 @@ import (
 	"go.uber.org/fx"
 )
 
-// Module provides the node's *Registry of live sockets, observed by the
-// graph's Observer when there is one (stats provides it), and runs its
-// writer pool while the app runs.
+// Module provides the node's *Registry of live sockets and the *Writers
+// pool that runs their writers while the app runs.
 var Module = fx.Module("connection",
-	fx.Provide(newRegistry),
+	fx.Provide(NewRegistry, newWriters),
 )
 
-// registryParams lists what newRegistry takes from the graph.
-type registryParams struct {
-	fx.In
-	Observer Observer `optional:"true"`
-}
-
-func newRegistry(lc fx.Lifecycle, p registryParams) *Registry {
-	r := NewRegistry()
-	r.SetObserver(p.Observer)
-	// The writer pool outlives the server's drain: this module's hook is
-	// registered before the server's, so it stops after it.
+// newWriters returns the pool, started and stopped with the app. Sockets
+// get it when they are made (the WebSocket handler depends on it), so its
+// hook is registered before the server's and it stops after the drain.
+func newWriters(lc fx.Lifecycle) *Writers {
+	w := NewWriters()
 	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { r.Writers().Start(); return nil },
-		OnStop:  func(context.Context) error { r.Writers().Stop(); return nil },
+		OnStart: func(context.Context) error { w.Start(); return nil },
+		OnStop:  func(context.Context) error { w.Stop(); return nil },
 	})
-	return r
+	return w
 }

@@ -43,9 +43,8 @@ func (o *countingObserver) snapshot() (writes, frames, bytes int, slow []string)
 func TestObserverCountsEachWriteBatch(t *testing.T) {
 	obs := &countingObserver{}
 	r := NewRegistry()
-	r.SetObserver(obs)
 	tr := newFakeTransport(true)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard, Observer: obs})
 	t.Cleanup(func() { c.Finish(true) })
 	require.NoError(t, r.Add(c))
 
@@ -69,9 +68,8 @@ func TestObserverCountsEachWriteBatch(t *testing.T) {
 func TestObserverHearsSlowConsumer(t *testing.T) {
 	obs := &countingObserver{}
 	r := NewRegistry()
-	r.SetObserver(obs)
 	tr := newFakeTransport(true)
-	c := New("1.1", testApp(), tr, discard, false)
+	c := New("1.1", testApp(), tr, Options{Log: discard, Observer: obs})
 	require.NoError(t, r.Add(c))
 
 	c.Send([]byte(`{"n":0}`))

@@ -19,13 +19,11 @@ type Registry struct {
 	perApp   map[string]int
 	draining bool
 	empty    chan struct{} // closed when draining and no socket is left
-	observer Observer      // handed to every Conn added; may be nil
-	writers  *Writers      // runs the writers of every Conn added
 }
 
 // NewRegistry returns an empty Registry.
 func NewRegistry() *Registry {
-	return &Registry{conns: make(map[*Conn]struct{}), perApp: make(map[string]int), writers: NewWriters()}
+	return &Registry{conns: make(map[*Conn]struct{}), perApp: make(map[string]int)}
 }
 
 // Add registers c unless the node is draining. The app's connection cap
@@ -41,10 +39,6 @@ func (r *Registry) Add(c *Conn) error {
 	}
 	r.conns[c] = struct{}{}
 	r.perApp[c.app.ID]++
-	c.mu.Lock() // lock order: Registry.mu before Conn.mu
-	c.observer = r.observer
-	c.writerSet = r.writers
-	c.mu.Unlock()
 	return nil
 }
 
@@ -121,16 +115,4 @@ func (r *Registry) CloseAll(ctx context.Context) error {
 		r.mu.Unlock()
 		return ctx.Err()
 	}
-}
-
-// Writers returns the pool that runs the writers of registered sockets;
-// the caller starts and stops it with the node.
-func (r *Registry) Writers() *Writers { return r.writers }
-
-// SetObserver makes o observe every Conn added from now on (nil: none).
-// Call it before the first Add.
-func (r *Registry) SetObserver(o Observer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.observer = o
 }

@@ -80,7 +80,7 @@ func TestRegistryCountsIsACopy(t *testing.T) {
 // newIdleConn returns a Conn that writes into a fakeTransport.
 func newIdleConn(t *testing.T, id string, app *apps.App) *Conn {
 	t.Helper()
-	c := New(id, app, newFakeTransport(false), discard, false)
+	c := New(id, app, newFakeTransport(false), Options{Log: discard})
 	t.Cleanup(func() { c.Finish(true) })
 	return c
 }

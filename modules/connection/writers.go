@@ -9,19 +9,20 @@ import (
 // writerIdle is how long a pool goroutine waits for work before it exits.
 const writerIdle = 10 * time.Second
 
-// Writers is a small pool of goroutines that run the writer loops of
-// sockets with frames to send, in the order the sockets asked. Pool
-// writes never wait for a peer (see Conn.writeLoop), so a few goroutines
-// per core keep up, and a burst to thousands of sockets does not make
-// thousands of goroutines runnable ahead of the node's own work (reading
-// Redis, answering the API). Sockets that wait their turn gather more
-// frames, written with one syscall. Goroutines idle for writerIdle exit.
-// Before Start and after Stop, sockets get goroutines of their own.
+// Writers is a small pool of goroutines that run jobs in the order they
+// were offered: the writers of sockets with frames to send. A job never
+// waits for a peer (see write.go), so a few goroutines per core keep up,
+// and a burst to thousands of sockets does not make thousands of
+// goroutines runnable ahead of the node's own work (reading Redis,
+// answering the API). Sockets that wait their turn gather more frames,
+// written with one syscall. Goroutines idle for writerIdle exit. Before
+// Start the pool takes no job; at Stop, the jobs still waiting are
+// detached (they carry on elsewhere).
 type Writers struct {
 	max     int // pool goroutines at most
 	mu      sync.Mutex
 	idle    []*writer // most recently idle last
-	waiting []*Conn   // sockets waiting for a pool goroutine, oldest first
+	waiting []job     // jobs waiting for a pool goroutine, oldest first
 	size    int       // pool goroutines, idle or busy
 	running bool
 	stopped bool
@@ -29,8 +30,16 @@ type Writers struct {
 	wg      sync.WaitGroup
 }
 
+// job is work for the pool.
+type job interface {
+	// run does the work; it must not wait for a peer.
+	run()
+	// detach carries the work on off the pool, which is stopping.
+	detach()
+}
+
 type writer struct {
-	jobs      chan *Conn // capacity 1; nil job: exit
+	jobs      chan job // capacity 1; nil job: exit
 	idleSince time.Time
 }
 
@@ -51,9 +60,9 @@ func (w *Writers) Start() {
 	go w.retire()
 }
 
-// offer runs c's writer loop on the pool, at once or when its turn comes,
-// and reports whether the pool took it.
-func (w *Writers) offer(c *Conn) bool {
+// offer runs j on the pool, at once or when its turn comes, and reports
+// whether the pool took it.
+func (w *Writers) offer(j job) bool {
 	w.mu.Lock()
 	if !w.running {
 		w.mu.Unlock()
@@ -64,44 +73,45 @@ func (w *Writers) offer(c *Conn) bool {
 		w.idle[n-1] = nil
 		w.idle = w.idle[:n-1]
 		w.mu.Unlock()
-		wr.jobs <- c // capacity 1 and idle: never blocks
+		wr.jobs <- j // capacity 1 and idle: never blocks
 		return true
 	}
 	if w.size >= w.max {
-		w.waiting = append(w.waiting, c)
+		w.waiting = append(w.waiting, j)
 		w.mu.Unlock()
 		return true
 	}
 	w.size++
 	w.wg.Add(1)
 	w.mu.Unlock()
-	wr := &writer{jobs: make(chan *Conn, 1)}
-	go w.run(wr, c)
+	wr := &writer{jobs: make(chan job, 1)}
+	go w.run(wr, j)
 	return true
 }
 
-// yield puts c, whose writer is still running, at the back of the line
-// when other sockets wait for a pool goroutine; it reports whether it did.
-func (w *Writers) yield(c *Conn) bool {
+// yield puts j, which is running and has more to do, at the back of the
+// line when other jobs wait for a pool goroutine; it reports whether it
+// did (j must then return at once).
+func (w *Writers) yield(j job) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.running || len(w.waiting) == 0 {
 		return false
 	}
-	w.waiting = append(w.waiting, c)
+	w.waiting = append(w.waiting, j)
 	return true
 }
 
-// run writes for one socket after another until told to exit.
-func (w *Writers) run(wr *writer, c *Conn) {
+// run runs one job after another until told to exit.
+func (w *Writers) run(wr *writer, j job) {
 	defer w.wg.Done()
 	defer func() {
 		w.mu.Lock()
 		w.size--
 		w.mu.Unlock()
 	}()
-	for c != nil {
-		c.writeLoop(true)
+	for j != nil {
+		j.run()
 		// Let the node's own work run between sockets: with sockets always
 		// waiting, a pool goroutine would otherwise keep its core for a
 		// whole time slice while the Redis reader and the API wait behind it.
@@ -112,7 +122,7 @@ func (w *Writers) run(wr *writer, c *Conn) {
 			return
 		}
 		if len(w.waiting) > 0 {
-			c = w.waiting[0]
+			j = w.waiting[0]
 			w.waiting[0] = nil
 			w.waiting = w.waiting[1:]
 			w.mu.Unlock()
@@ -121,7 +131,7 @@ func (w *Writers) run(wr *writer, c *Conn) {
 		wr.idleSince = time.Now()
 		w.idle = append(w.idle, wr)
 		w.mu.Unlock()
-		c = <-wr.jobs
+		j = <-wr.jobs
 	}
 }
 
@@ -148,8 +158,8 @@ func (w *Writers) retire() {
 	}
 }
 
-// Stop closes the pool: idle writers exit, busy ones exit when their
-// socket is written; Stop waits for all of them.
+// Stop closes the pool: idle goroutines exit, busy ones when their job
+// returns, and waiting jobs are detached; Stop waits for the goroutines.
 func (w *Writers) Stop() {
 	w.mu.Lock()
 	if w.stopped {
@@ -162,8 +172,8 @@ func (w *Writers) Stop() {
 		wr.jobs <- nil
 	}
 	w.idle = nil
-	for _, c := range w.waiting {
-		go c.writeLoop(false) // their writers are started: run them elsewhere
+	for _, j := range w.waiting {
+		j.detach()
 	}
 	w.waiting = nil
 	w.mu.Unlock()

@@ -48,8 +48,7 @@ func (t *tryTransport) TryWrite(b []byte) (int, error) {
 func pooled(t *testing.T, w *Writers, room int, blockFirst bool) (*Conn, *tryTransport) {
 	t.Helper()
 	tr := &tryTransport{fakeTransport: newFakeTransport(blockFirst), room: room}
-	c := New("1.1", testApp(), tr, discard, false)
-	c.writerSet = w
+	c := New("1.1", testApp(), tr, Options{Log: discard, Writers: w})
 	t.Cleanup(func() { c.Finish(true) })
 	return c, tr
 }
@@ -198,9 +197,8 @@ func TestWritersPartialWriteOverTCP(t *testing.T) {
 	w := NewWriters()
 	w.Start()
 	defer w.Stop()
-	c := New("1.1", testApp(), server, discard, false)
+	c := New("1.1", testApp(), server, Options{Log: discard, Writers: w})
 	require.NotNil(t, c.tryWrite, "a TCP socket writes without waiting")
-	c.writerSet = w
 	defer func() {
 		c.Finish(true)
 		_ = server.Close()

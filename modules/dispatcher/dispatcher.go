@@ -31,14 +31,15 @@ type Event struct {
 type Dispatcher struct {
 	pubsub   scaling.PubSubProvider
 	channels *channels.Manager
-	stats    *stats.Stats // set by the Module; nil counts nothing
+	stats    *stats.Stats // nil counts nothing
 	log      *slog.Logger
 	debug    bool
 }
 
-// New returns a Dispatcher. It starts nothing and performs no I/O.
-func New(pubsub scaling.PubSubProvider, manager *channels.Manager, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{pubsub: pubsub, channels: manager, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug)}
+// New returns a Dispatcher that counts events in s (nil: none). It starts
+// nothing and performs no I/O.
+func New(pubsub scaling.PubSubProvider, manager *channels.Manager, s *stats.Stats, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{pubsub: pubsub, channels: manager, stats: s, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug)}
 }
 
 // Dispatch publishes ev for appID to every node. The socket exceptID, on

@@ -34,8 +34,8 @@ func TestDispatchPublishesOneEnvelope(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ps := &fakePubSub{}
-			d := dispatcher.New(ps, channels.NewManager(), discard)
+			ps := lone(t)
+			d := dispatcher.New(ps, channels.NewManager(), nil, discard)
 
 			require.NoError(t, d.Dispatch(context.Background(), "app-1", tt.give, tt.giveExcept))
 
@@ -51,8 +51,9 @@ func TestDispatchPublishesOneEnvelope(t *testing.T) {
 }
 
 func TestDispatchReportsPublishErrors(t *testing.T) {
-	ps := &fakePubSub{err: scaling.ErrClosed}
-	d := dispatcher.New(ps, channels.NewManager(), discard)
+	ps := lone(t)
+	ps.FailPublish(scaling.ErrClosed)
+	d := dispatcher.New(ps, channels.NewManager(), nil, discard)
 
 	err := d.Dispatch(context.Background(), "app-1", dispatcher.Event{Channels: []string{"a"}, Name: "e"}, "")
 
@@ -60,8 +61,8 @@ func TestDispatchReportsPublishErrors(t *testing.T) {
 }
 
 func TestDispatchRefusesUnencodableData(t *testing.T) {
-	ps := &fakePubSub{}
-	d := dispatcher.New(ps, channels.NewManager(), discard)
+	ps := lone(t)
+	d := dispatcher.New(ps, channels.NewManager(), nil, discard)
 
 	err := d.Dispatch(context.Background(), "app-1", dispatcher.Event{Channels: []string{"a"}, Name: "e", Data: json.RawMessage(`{not json`)}, "")
 
@@ -80,7 +81,7 @@ func eventEnvelope(t *testing.T, appID string, ev dispatcher.Event, exceptID str
 func TestHandleDeliversOncePerChannelToSubscribers(t *testing.T) {
 	app := testApp("app-1")
 	m := channels.NewManager()
-	d := dispatcher.New(&fakePubSub{}, m, discard)
+	d := dispatcher.New(lone(t), m, nil, discard)
 	both, recBoth := newConn(t, "1.1", app, "")
 	sender, recSender := newConn(t, "1.2", app, "")
 	onlyB, recOnlyB := newConn(t, "1.3", app, "")
@@ -144,7 +145,7 @@ func TestHandleDropsMalformedEnvelopes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			app := testApp("app-1")
 			m := channels.NewManager()
-			d := dispatcher.New(&fakePubSub{}, m, discard)
+			d := dispatcher.New(lone(t), m, nil, discard)
 			c, rec := newConn(t, "1.1", app, "")
 			m.Subscribe(c, "a", nil)
 

@@ -1,10 +1,8 @@
 package dispatcher_test
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +11,7 @@ import (
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/connection/connectiontest"
-	"github.com/fizz-server/fizz/scaling"
+	"github.com/fizz-server/fizz/scaling/scalingtest"
 )
 
 const waitFor = 5 * time.Second
@@ -64,7 +62,7 @@ func (r *recorder) wait(t *testing.T, n int) []frame {
 func newConn(t *testing.T, id string, app *apps.App, userID string) (*connection.Conn, *recorder) {
 	t.Helper()
 	rec := &recorder{connectiontest.NewRecorder()}
-	c := connection.New(id, app, rec.Recorder, discard, false)
+	c := connection.New(id, app, rec.Recorder, connection.Options{Log: discard})
 	if userID != "" {
 		require.True(t, c.SetUserID(userID))
 	}
@@ -72,43 +70,11 @@ func newConn(t *testing.T, id string, app *apps.App, userID string) (*connection
 	return c, rec
 }
 
-// fakePubSub is a PubSubProvider that records what is published and
-// delivers nothing.
-type fakePubSub struct {
-	mu        sync.Mutex
-	published []scaling.Envelope
-	err       error // returned by Publish
-}
-
-var _ scaling.PubSubProvider = (*fakePubSub)(nil)
-
-func (f *fakePubSub) Publish(_ context.Context, e scaling.Envelope) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return 0, f.err
-	}
-	f.published = append(f.published, e)
-	return 1, nil
-}
-
-// setErr makes Publish fail with err (nil: succeed).
-func (f *fakePubSub) setErr(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.err = err
-}
-
-func (f *fakePubSub) Reply(context.Context, string, scaling.Envelope) error { return nil }
-func (f *fakePubSub) Node() string                                          { return "fake-node" }
-func (f *fakePubSub) Subscribe(context.Context, func(context.Context, scaling.Envelope)) error {
-	return nil
-}
-func (f *fakePubSub) Close() error { return nil }
-
-// Published returns what was published so far.
-func (f *fakePubSub) Published() []scaling.Envelope {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]scaling.Envelope(nil), f.published...)
+// lone returns a node of a new bus that never subscribes: what is
+// published through it reaches no node, and its Published lists it.
+func lone(t *testing.T) *scalingtest.Provider {
+	t.Helper()
+	p := scalingtest.NewBus().Node()
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	return p
 }

@@ -31,7 +31,5 @@ type dispatcherParams struct {
 
 // newDispatcher is New, counting events in Stats.
 func newDispatcher(p dispatcherParams) *Dispatcher {
-	d := New(p.PubSub, p.Channels, p.Log)
-	d.stats = p.Stats
-	return d
+	return New(p.PubSub, p.Channels, p.Stats, p.Log)
 }

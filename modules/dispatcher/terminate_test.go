@@ -16,8 +16,8 @@ import (
 )
 
 func TestTerminatePublishes(t *testing.T) {
-	ps := &fakePubSub{}
-	d := dispatcher.New(ps, channels.NewManager(), discard)
+	ps := lone(t)
+	d := dispatcher.New(ps, channels.NewManager(), nil, discard)
 
 	require.NoError(t, d.Terminate(context.Background(), "app-1", "u1"))
 

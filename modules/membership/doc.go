@@ -3,9 +3,9 @@
 // and disconnecting. Each of these changes this node's channels
 // (modules/channels) and the cluster's shared state (scaling.State)
 // together, and the shared state decides the cluster-wide transitions the
-// change causes (DESIGN.md section 7): member transitions are published by
-// the shared state itself; the others come back to the node that decided
-// them, which alone counts them (and, later, sends their webhooks). The
+// change causes (docs/architecture.md, "Transitions, decided once"):
+// member transitions are published by the shared state itself; the others
+// come back to the node that decided them, which alone counts them. The
 // handlers parse a frame, call Membership and write the answer.
 //
 // Subscriptions to presence channels are written to the shared state one

@@ -38,7 +38,7 @@ func testApp() *apps.App {
 func newConn(t *testing.T, id string, app *apps.App) (*connection.Conn, *connectiontest.Recorder) {
 	t.Helper()
 	rec := connectiontest.NewRecorder()
-	c := connection.New(id, app, rec, discard, false)
+	c := connection.New(id, app, rec, connection.Options{Log: discard})
 	t.Cleanup(func() { c.Finish(true) })
 	return c, rec
 }
@@ -191,7 +191,7 @@ func TestJoinRefusals(t *testing.T) {
 			app := testApp()
 			app.MaxPresenceMembers = tt.limit
 			manager := channels.NewManager()
-			var state scaling.State = scaling.NewLocalState(scaling.NewLocal(), scaling.Config{})
+			var state scaling.State = scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{})
 			if tt.state != nil {
 				state = tt.state(state)
 			}
@@ -215,7 +215,7 @@ func TestJoinRefusals(t *testing.T) {
 
 func TestJoinRefusesTooManyChannels(t *testing.T) {
 	ctx := context.Background()
-	m := running(t, channels.NewManager(), connection.NewRegistry(), scaling.NewLocalState(scaling.NewLocal(), scaling.Config{}))
+	m := running(t, channels.NewManager(), connection.NewRegistry(), scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}))
 	c, _ := newConn(t, "1.1", testApp())
 	for i := range membership.MaxChannelsPerSocket {
 		require.NoError(t, m.Join(ctx, c, "news-"+string(rune('a'+i%26))+"-"+time.Duration(i).String(), nil))
@@ -294,7 +294,7 @@ func TestChangesRecoverALostShare(t *testing.T) {
 	app := testApp()
 	manager := channels.NewManager()
 	registry := connection.NewRegistry()
-	state := &flakyState{State: scaling.NewLocalState(scaling.NewLocal(), scaling.Config{}), fail: scaling.ErrShareLost, joins: 1, leaves: 1, conns: 1}
+	state := &flakyState{State: scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}), fail: scaling.ErrShareLost, joins: 1, leaves: 1, conns: 1}
 	m := running(t, manager, registry, state)
 	c, rec := newConn(t, "1.1", app)
 
@@ -341,7 +341,7 @@ func TestGivingUpOnALostShare(t *testing.T) {
 			app := testApp()
 			manager := channels.NewManager()
 			registry := connection.NewRegistry()
-			state := &flakyState{State: scaling.NewLocalState(scaling.NewLocal(), scaling.Config{}), fail: scaling.ErrShareLost, recoverErr: tt.recoverErr}
+			state := &flakyState{State: scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}), fail: scaling.ErrShareLost, recoverErr: tt.recoverErr}
 			m := running(t, manager, registry, state)
 			c, _ := newConn(t, "1.1", app)
 			require.Nil(t, m.Admit(ctx, c))
@@ -376,7 +376,7 @@ func TestAdmitWithoutTheSharedState(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			registry := connection.NewRegistry()
-			state := &flakyState{State: scaling.NewLocalState(scaling.NewLocal(), scaling.Config{}), fail: tt.fail, conns: 1 << 20, recoverErr: tt.recoverErr}
+			state := &flakyState{State: scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}), fail: tt.fail, conns: 1 << 20, recoverErr: tt.recoverErr}
 			m := running(t, channels.NewManager(), registry, state)
 			c, _ := newConn(t, "1.1", testApp())
 
@@ -391,7 +391,7 @@ func TestAdmitRefusesOverQuota(t *testing.T) {
 	app := testApp()
 	app.MaxConnections = 1
 	registry := connection.NewRegistry()
-	m := running(t, channels.NewManager(), registry, scaling.NewLocalState(scaling.NewLocal(), scaling.Config{}))
+	m := running(t, channels.NewManager(), registry, scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}))
 	first, _ := newConn(t, "1.1", app)
 	second, _ := newConn(t, "1.2", app)
 
@@ -412,7 +412,7 @@ func TestWithShare(t *testing.T) {
 	app := testApp()
 	manager := channels.NewManager()
 	registry := connection.NewRegistry()
-	m := running(t, manager, registry, scaling.NewLocalState(scaling.NewLocal(), scaling.Config{}))
+	m := running(t, manager, registry, scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}))
 	a, _ := newConn(t, "1.1", app)
 	b, _ := newConn(t, "1.2", app)
 	info := json.RawMessage(`{"name":"Ann"}`)
@@ -480,7 +480,7 @@ func TestHandlePresenceEnvelopes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			manager := channels.NewManager()
-			m := running(t, manager, connection.NewRegistry(), scaling.NewLocalState(scaling.NewLocal(), scaling.Config{}))
+			m := running(t, manager, connection.NewRegistry(), scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}))
 			c, rec := newConn(t, "1.1", testApp())
 			require.NoError(t, m.Join(ctx, c, "presence-room", &pusher.Member{UserID: "u1"}))
 
@@ -520,7 +520,7 @@ func (s *gatedState) SetSubscriptions(ctx context.Context, counts []scaling.Chan
 func TestSubscriptionWaitsUntilTheClusterCountsTheNode(t *testing.T) {
 	ctx := context.Background()
 	app := testApp()
-	state := &gatedState{State: scaling.NewLocalState(scaling.NewLocal(), scaling.Config{}), gate: make(chan struct{})}
+	state := &gatedState{State: scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}), gate: make(chan struct{})}
 	m := running(t, channels.NewManager(), connection.NewRegistry(), state)
 	t.Cleanup(func() { close(state.gate) }) // before Run stops: lets any last write through
 	first, _ := newConn(t, "1.1", app)

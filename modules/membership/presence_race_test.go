@@ -22,58 +22,31 @@ import (
 	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/scaling"
+	"github.com/fizz-server/fizz/scaling/scalingtest"
 )
 
-// steppedPubSub is a PubSubProvider that delivers each envelope while
-// Publish runs, or, while held, keeps them until release: the test decides
-// when another node's member event reaches this node.
-type steppedPubSub struct {
-	mu      sync.Mutex
-	deliver func(context.Context, scaling.Envelope)
-	held    bool
-	queue   []scaling.Envelope
-}
-
-var _ scaling.PubSubProvider = (*steppedPubSub)(nil)
-
-func (p *steppedPubSub) Publish(ctx context.Context, e scaling.Envelope) (int64, error) {
-	p.mu.Lock()
-	if p.held {
-		p.queue = append(p.queue, e)
-		p.mu.Unlock()
-		return 1, nil
+// meanwhile runs do, what other sockets do while a socket waits for its
+// list (from a state hook), on the node of p. What was published before
+// reaches the node first; what do publishes reaches it before the list is
+// read, or, when held, only once the test calls p.Release.
+func meanwhile(t *testing.T, p *scalingtest.Provider, held bool, do func()) {
+	t.Helper()
+	flush(t, p)
+	if held {
+		p.Hold()
 	}
-	deliver := p.deliver
-	p.mu.Unlock()
-	deliver(ctx, e)
-	return 1, nil
-}
-
-func (p *steppedPubSub) hold(held bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.held = held
-}
-
-// release delivers the envelopes kept while held, in order.
-func (p *steppedPubSub) release(ctx context.Context) {
-	p.mu.Lock()
-	queue, deliver := p.queue, p.deliver
-	p.queue, p.held = nil, false
-	p.mu.Unlock()
-	for _, e := range queue {
-		deliver(ctx, e)
+	do()
+	if !held {
+		flush(t, p)
 	}
 }
 
-func (p *steppedPubSub) Reply(context.Context, string, scaling.Envelope) error { return nil }
-func (p *steppedPubSub) Node() string                                          { return "stepped" }
-func (p *steppedPubSub) Close() error                                          { return nil }
-func (p *steppedPubSub) Subscribe(_ context.Context, deliver func(context.Context, scaling.Envelope)) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.deliver = deliver
-	return nil
+// flush waits until everything published so far has reached p's node.
+func flush(t *testing.T, p *scalingtest.Provider) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, p.Flush(ctx))
 }
 
 // hookedState is a State that runs a hook once, at the start of the next
@@ -103,12 +76,13 @@ func (s *hookedState) setHook(f func()) {
 	s.hook = f
 }
 
-// raceNode is one node's membership, wired by hand around a
-// steppedPubSub and a hookedState.
+// raceNode is one node's membership, wired by hand around a node of a
+// scalingtest.Bus, which the test holds to decide when another node's
+// member event reaches this node, and a hookedState.
 type raceNode struct {
 	app        *apps.App
 	manager    *channels.Manager
-	pubsub     *steppedPubSub
+	pubsub     *scalingtest.Provider
 	state      *hookedState
 	membership *membership.Membership
 	sockets    map[string]*raceSocket // by user
@@ -128,12 +102,14 @@ func newRaceNode(t *testing.T) *raceNode {
 	log := slog.New(slog.DiscardHandler)
 	app := (&apps.App{ID: "race", Key: "race-key", Secret: "race-secret", PingInterval: time.Hour}).WithDefaults()
 	manager := channels.NewManager()
-	pubsub := &steppedPubSub{}
-	state := &hookedState{State: scaling.NewLocalState(pubsub, scaling.Config{})}
+	bus := scalingtest.NewBus()
+	pubsub := bus.Node()
+	state := &hookedState{State: bus.State(pubsub)}
 	m := running(t, manager, connection.NewRegistry(), state)
 	router, err := scaling.NewRouter([]scaling.Handler{m}, log)
 	require.NoError(t, err)
 	require.NoError(t, pubsub.Subscribe(context.Background(), router.Deliver))
+	t.Cleanup(func() { require.NoError(t, pubsub.Close()) })
 	return &raceNode{app: &app, manager: manager, pubsub: pubsub, state: state, membership: m, sockets: map[string]*raceSocket{}}
 }
 
@@ -144,7 +120,7 @@ func (n *raceNode) join(t *testing.T, user string) {
 	t.Helper()
 	n.nextConn++
 	rec := connectiontest.NewRecorder()
-	c := connection.New(fmt.Sprintf("1.%d", n.nextConn), n.app, rec, slog.New(slog.DiscardHandler), false)
+	c := connection.New(fmt.Sprintf("1.%d", n.nextConn), n.app, rec, connection.Options{Log: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { c.Finish(true) })
 	n.sockets[user] = &raceSocket{user: user, conn: c, rec: rec}
 	require.NoError(t, n.membership.Join(context.Background(), c, raceChannel, &pusher.Member{UserID: user}))
@@ -251,19 +227,21 @@ func TestPresenceJoinRace(t *testing.T) {
 			for _, user := range tt.before {
 				n.join(t, user)
 			}
-			n.pubsub.hold(tt.held)
 			n.state.setHook(func() {
-				for _, a := range tt.during {
-					if a.leave {
-						n.leave(t, a.user)
-					} else {
-						n.join(t, a.user)
+				meanwhile(t, n.pubsub, tt.held, func() {
+					for _, a := range tt.during {
+						if a.leave {
+							n.leave(t, a.user)
+						} else {
+							n.join(t, a.user)
+						}
 					}
-				}
+				})
 			})
 
 			n.join(t, "x")
-			n.pubsub.release(ctx)
+			n.pubsub.Release()
+			flush(t, n.pubsub)
 
 			snap, err := n.state.PresenceMembers(ctx, n.app.ID, raceChannel)
 			require.NoError(t, err)

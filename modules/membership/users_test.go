@@ -18,6 +18,7 @@ import (
 	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/scaling"
+	"github.com/fizz-server/fizz/scaling/scalingtest"
 )
 
 var signedIn = []byte(`{"event":"pusher:signin_success","data":"{}"}`)
@@ -53,12 +54,13 @@ func watchEvents(t *testing.T, rec interface{ Payloads() []string }) []string {
 	return out
 }
 
-// localNode is a Membership over a LocalState whose envelopes are
-// delivered as they are published (steppedPubSub).
-func localNode(t *testing.T, state func(scaling.State) scaling.State) (*membership.Membership, *steppedPubSub) {
+// localNode is a Membership over the LocalState of a scalingtest.Bus,
+// whose envelopes reach it through its node of the bus (returned).
+func localNode(t *testing.T, state func(scaling.State) scaling.State) (*membership.Membership, *scalingtest.Provider) {
 	t.Helper()
-	pubsub := &steppedPubSub{}
-	var s scaling.State = scaling.NewLocalState(pubsub, scaling.Config{})
+	bus := scalingtest.NewBus()
+	pubsub := bus.Node()
+	s := bus.State(pubsub)
 	if state != nil {
 		s = state(s)
 	}
@@ -66,6 +68,7 @@ func localNode(t *testing.T, state func(scaling.State) scaling.State) (*membersh
 	router, err := scaling.NewRouter([]scaling.Handler{m, m.CountHandler()}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, pubsub.Subscribe(context.Background(), router.Deliver))
+	t.Cleanup(func() { require.NoError(t, pubsub.Close()) })
 	return m, pubsub
 }
 
@@ -74,7 +77,7 @@ func localNode(t *testing.T, state func(scaling.State) scaling.State) (*membersh
 // a user is online from their first signed-in socket to their last.
 func TestWatchlist(t *testing.T) {
 	ctx := context.Background()
-	m, _ := localNode(t, nil)
+	m, pubsub := localNode(t, nil)
 	app := testApp()
 	conn := func(id string) *connection.Conn { c, _ := newConn(t, id, app); return c }
 	early := conn("1.0")
@@ -88,6 +91,7 @@ func TestWatchlist(t *testing.T) {
 	m.Disconnect(ctx, a1)
 	m.Disconnect(ctx, a2)
 	m.Disconnect(ctx, early)
+	flush(t, pubsub)
 
 	require.Eventually(t, func() bool { return len(watchEvents(t, rec)) == 4 }, waitFor, time.Millisecond, "%q", rec.Payloads())
 	assert.Equal(t, []string{"online b", "online a", "offline a", "offline b"}, watchEvents(t, rec))
@@ -143,18 +147,19 @@ func TestWatchlistRace(t *testing.T) {
 				m.SignIn(ctx, c, u, nil, signedIn)
 			}
 			hooked.hook = func() {
-				pubsub.hold(tt.held)
-				user := tt.during[1:]
-				if tt.during[0] == '+' {
-					c, _ := newConn(t, "2."+user, app)
-					m.SignIn(ctx, c, user, nil, signedIn)
-				} else {
-					m.Disconnect(ctx, sockets[user])
-				}
+				meanwhile(t, pubsub, tt.held, func() {
+					user := tt.during[1:]
+					if tt.during[0] == '+' {
+						c, _ := newConn(t, "2."+user, app)
+						m.SignIn(ctx, c, user, nil, signedIn)
+					} else {
+						m.Disconnect(ctx, sockets[user])
+					}
+				})
 			}
 			w, rec := newConn(t, "1.w", app)
 			m.SignIn(ctx, w, "w", []string{"a", "marker"}, signedIn)
-			pubsub.release(ctx)
+			pubsub.Release()
 			m.SignIn(ctx, w, "w", nil, signedIn) // signing in again changes nothing
 			// A watched marker after everything: once it is heard, nothing else comes.
 			marker, _ := newConn(t, "1.m", app)

@@ -26,7 +26,7 @@ type Handler struct {
 	channels *channels.Manager
 	registry *connection.Registry
 	timeout  time.Duration
-	stats    *stats.Stats // set by the Module; nil counts nothing
+	stats    *stats.Stats // nil counts nothing
 	log      *slog.Logger
 
 	mu      sync.Mutex
@@ -39,8 +39,9 @@ type pending struct {
 	arrived chan struct{} // signalled (cap 1) when an answer arrives
 }
 
-// New returns a Handler that waits at most timeout for answers.
-func New(pubsub scaling.PubSubProvider, manager *channels.Manager, registry *connection.Registry, timeout time.Duration, log *slog.Logger) *Handler {
+// New returns a Handler that waits at most timeout for answers and counts
+// partial answers in s (nil: none).
+func New(pubsub scaling.PubSubProvider, manager *channels.Manager, registry *connection.Registry, timeout time.Duration, s *stats.Stats, log *slog.Logger) *Handler {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -49,6 +50,7 @@ func New(pubsub scaling.PubSubProvider, manager *channels.Manager, registry *con
 		channels: manager,
 		registry: registry,
 		timeout:  timeout,
+		stats:    s,
 		log:      log,
 		pending:  make(map[string]*pending),
 	}

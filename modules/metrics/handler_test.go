@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/scaling"
+	"github.com/fizz-server/fizz/scaling/scalingtest"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -48,7 +50,7 @@ func newNode() *node {
 // presence channel).
 func (n *node) join(t *testing.T, appID, id, channel, user string) {
 	t.Helper()
-	c := connection.New(id, &apps.App{ID: appID, PingInterval: time.Hour}, nopConn{}, discard, false)
+	c := connection.New(id, &apps.App{ID: appID, PingInterval: time.Hour}, nopConn{}, connection.Options{Log: discard})
 	t.Cleanup(func() { c.Finish(true) })
 	require.NoError(t, n.registry.Add(c))
 	n.channels.Subscribe(c, channel, member(user))
@@ -66,8 +68,8 @@ func member(user string) *pusher.Member {
 // queries and replies as the metrics module does.
 func startLocal(t *testing.T, n *node, timeout time.Duration) *Handler {
 	t.Helper()
-	l := scaling.NewLocal()
-	h := New(l, n.channels, n.registry, timeout, discard)
+	l := scaling.NewLocal(nil)
+	h := New(l, n.channels, n.registry, timeout, nil, discard)
 	route(t, l, h)
 	return h
 }
@@ -132,37 +134,36 @@ func TestGatherWithLocal(t *testing.T) {
 	}
 }
 
-// manyReceivers is a Local that claims more receivers than answer.
-type manyReceivers struct {
-	*scaling.Local
-	receivers int64
-	err       error // returned with a successful publish
-}
-
-func (m manyReceivers) Publish(ctx context.Context, e scaling.Envelope) (int64, error) {
-	if _, err := m.Local.Publish(ctx, e); err != nil {
-		return 0, err
+// silent adds n nodes to bus that receive every envelope and never answer.
+func silent(t *testing.T, bus *scalingtest.Bus, n int) {
+	t.Helper()
+	for range n {
+		p := bus.Node()
+		require.NoError(t, p.Subscribe(context.Background(), func(context.Context, scaling.Envelope) {}))
+		t.Cleanup(func() { require.NoError(t, p.Close()) })
 	}
-	return m.receivers, m.err
 }
 
 func TestGatherPartial(t *testing.T) {
 	tests := []struct {
-		name      string
-		give      manyReceivers
-		wantNodes int
+		name       string
+		giveSilent int   // other nodes, which never answer
+		giveCutOff error // this node's link to the others is down (CutOff)
+		wantNodes  int
 	}{
-		{name: "two of three nodes never answer", give: manyReceivers{receivers: 3}, wantNodes: 1},
-		{name: "cut off from the cluster", give: manyReceivers{receivers: 1, err: scaling.ErrLocalOnly}, wantNodes: 1},
+		{name: "two of three nodes never answer", giveSilent: 2, wantNodes: 1},
+		{name: "cut off from the cluster", giveSilent: 2, giveCutOff: scaling.ErrLocalOnly, wantNodes: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const timeout = 100 * time.Millisecond
 			n := newNode()
 			n.join(t, "app-1", "1.1", "news", "")
-			p := tt.give
-			p.Local = scaling.NewLocal()
-			h := New(p, n.channels, n.registry, timeout, discard)
+			bus := scalingtest.NewBus()
+			p := bus.Node()
+			p.CutOff(tt.giveCutOff)
+			silent(t, bus, tt.giveSilent)
+			h := New(p, n.channels, n.registry, timeout, nil, discard)
 			route(t, p, h)
 
 			start := time.Now()
@@ -180,8 +181,10 @@ func TestGatherPartial(t *testing.T) {
 
 func TestGatherWaitsNoLongerThanCtx(t *testing.T) {
 	n := newNode()
-	p := manyReceivers{Local: scaling.NewLocal(), receivers: 2}
-	h := New(p, n.channels, n.registry, time.Hour, discard)
+	bus := scalingtest.NewBus()
+	p := bus.Node()
+	silent(t, bus, 1)
+	h := New(p, n.channels, n.registry, time.Hour, nil, discard)
 	route(t, p, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -192,16 +195,11 @@ func TestGatherWaitsNoLongerThanCtx(t *testing.T) {
 	assert.True(t, got.Partial)
 }
 
-// failingPubSub fails every Publish.
-type failingPubSub struct{ scaling.PubSubProvider }
-
-func (failingPubSub) Publish(context.Context, scaling.Envelope) (int64, error) {
-	return 0, errors.New("no route to redis")
-}
-
 func TestGatherPublishError(t *testing.T) {
 	n := newNode()
-	h := New(failingPubSub{}, n.channels, n.registry, time.Second, discard)
+	p := scalingtest.NewBus().Node()
+	p.FailPublish(errors.New("no route to redis"))
+	h := New(p, n.channels, n.registry, time.Second, nil, discard)
 
 	_, err := h.Gather(context.Background(), "app-1", Query{})
 
@@ -284,17 +282,34 @@ func TestAnswerSurvivesTheWire(t *testing.T) {
 	assert.Equal(t, give, got)
 }
 
-// replyRecorder records Reply calls.
-type replyRecorder struct {
-	scaling.PubSubProvider
-	replies []scaling.Envelope
-	to      []string
+// inbox records what one node of a bus receives.
+type inbox struct {
+	node *scalingtest.Provider
+	mu   sync.Mutex
+	got  []scaling.Envelope
 }
 
-func (r *replyRecorder) Reply(_ context.Context, node string, e scaling.Envelope) error {
-	r.to = append(r.to, node)
-	r.replies = append(r.replies, e)
-	return nil
+// newInbox subscribes a new node of bus that records what it receives.
+func newInbox(t *testing.T, bus *scalingtest.Bus) *inbox {
+	t.Helper()
+	in := &inbox{node: bus.Node()}
+	require.NoError(t, in.node.Subscribe(context.Background(), func(_ context.Context, e scaling.Envelope) {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		in.got = append(in.got, e)
+	}))
+	t.Cleanup(func() { require.NoError(t, in.node.Close()) })
+	return in
+}
+
+// received returns what the node has received once everything queued for
+// it so far has been delivered.
+func (in *inbox) received(t *testing.T) []scaling.Envelope {
+	t.Helper()
+	require.NoError(t, in.node.Flush(context.Background()))
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]scaling.Envelope(nil), in.got...)
 }
 
 func TestQueriesHandle(t *testing.T) {
@@ -312,26 +327,30 @@ func TestQueriesHandle(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := newNode()
 			n.join(t, "app-1", "1.1", "news", "")
-			rr := &replyRecorder{}
-			h := New(rr, n.channels, n.registry, time.Second, discard)
+			bus := scalingtest.NewBus()
+			self := bus.Node()
+			asker, bystander := newInbox(t, bus), newInbox(t, bus)
+			h := New(self, n.channels, n.registry, time.Second, nil, discard)
 
 			assert.NotPanics(t, func() {
-				Queries{h}.Handle(context.Background(), scaling.Envelope{V: 1, Kind: KindQuery, AppID: "app-1", Origin: "asker", Payload: json.RawMessage(tt.give)})
+				Queries{h}.Handle(context.Background(), scaling.Envelope{V: 1, Kind: KindQuery, AppID: "app-1", Origin: asker.node.Node(), Payload: json.RawMessage(tt.give)})
 			})
 
-			require.Len(t, rr.replies, tt.want)
-			for i, e := range rr.replies {
-				assert.Equal(t, "asker", rr.to[i], "the answer goes to the asker only")
+			replies := asker.received(t)
+			require.Len(t, replies, tt.want)
+			for _, e := range replies {
+				assert.Equal(t, self.Node(), e.Origin)
 				assert.Equal(t, KindReply, e.Kind)
 				assert.JSONEq(t, `{"id":"q1","connections":1,"channels":{"news":{"subscriptions":1}}}`, string(e.Payload))
 			}
+			assert.Empty(t, bystander.received(t), "the answer goes to the asker only")
 		})
 	}
 }
 
 func TestRepliesHandleIgnoresStrayAnswers(t *testing.T) {
 	n := newNode()
-	h := New(&replyRecorder{}, n.channels, n.registry, time.Second, discard)
+	h := New(scalingtest.NewBus().Node(), n.channels, n.registry, time.Second, nil, discard)
 	tests := []struct {
 		name string
 		give string
@@ -350,6 +369,6 @@ func TestRepliesHandleIgnoresStrayAnswers(t *testing.T) {
 }
 
 func TestNewDefaultsTheTimeout(t *testing.T) {
-	h := New(&replyRecorder{}, nil, nil, 0, discard)
+	h := New(scalingtest.NewBus().Node(), nil, nil, 0, nil, discard)
 	assert.Equal(t, DefaultTimeout, h.timeout)
 }

@@ -33,7 +33,5 @@ type handlerParams struct {
 
 // newHandler is New, counting partial answers in Stats.
 func newHandler(p handlerParams) *Handler {
-	h := New(p.PubSub, p.Channels, p.Registry, p.Config.Timeout, p.Log)
-	h.stats = p.Stats
-	return h
+	return New(p.PubSub, p.Channels, p.Registry, p.Config.Timeout, p.Stats, p.Log)
 }

@@ -10,7 +10,8 @@
 // domain modules that may import stats (dispatcher, metrics) call the small
 // methods of *Stats, which are safe on a nil *Stats. The packages that must
 // not import stats (connection, scaling) declare an Observer interface that
-// *Stats implements; fx hands *Stats to them as that Observer.
+// *Stats implements; fx hands *Stats to their constructors as that Observer
+// (a socket gets it from the WebSocket handler that makes it).
 //
 // Hot path: counters are atomic. Nothing done once per delivery or per
 // frame looks up a label: per-frame and per-batch counts are unlabelled,
@@ -23,6 +24,6 @@
 // connection Registry's and channels Manager's own locks through their
 // methods.
 //
-// The package imports prometheus/client_golang, apps, channels, connection
-// and scaling; it is imported by handlers, dispatcher, metrics and app.
+// The package imports prometheus/client_golang, apps, channels, connection,
+// server (for its ListenError) and scaling; it is imported by handlers, dispatcher, metrics and app.
 package stats

@@ -27,11 +27,6 @@ var (
 		"1 while the Redis pub/sub link is up, 0 while it is down; absent when scaling is off.", nil, nil)
 )
 
-// Pinger reports the pub/sub link state, as Redis and Local do.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
-
 // Gauges is a prometheus.Collector that reads the node's connection,
 // channel and subscription counts per app, and the Redis link state, when
 // scraped. Nothing is counted on the hot path for them.
@@ -39,7 +34,7 @@ type Gauges struct {
 	apps     *apps.Provider
 	registry *connection.Registry
 	channels *channels.Manager
-	link     Pinger // nil: no Redis link to report
+	link     scaling.Link // nil: no Redis link to report
 }
 
 var _ prometheus.Collector = (*Gauges)(nil)
@@ -50,16 +45,16 @@ type GaugesParams struct {
 	Apps     *apps.Provider
 	Registry *connection.Registry
 	Channels *channels.Manager
-	PubSub   scaling.PubSubProvider
+	Link     scaling.Link
+	Scaling  scaling.Config
 }
 
 // NewGauges returns the scrape-time gauges. The Redis link gauge is left
-// out when the provider is the single-node loopback (scaling off) or
-// cannot report its link.
+// out when scaling is off: there is no link to report.
 func NewGauges(p GaugesParams) *Gauges {
 	g := &Gauges{apps: p.Apps, registry: p.Registry, channels: p.Channels}
-	if _, local := p.PubSub.(*scaling.Local); !local {
-		g.link, _ = p.PubSub.(Pinger)
+	if p.Scaling.Enabled {
+		g.link = p.Link
 	}
 	return g
 }

@@ -37,7 +37,7 @@ func (n *node) join(t *testing.T, appID string, chans ...string) {
 	app, err := n.apps.FindByID(appID)
 	require.NoError(t, err)
 	server, client := net.Pipe()
-	c := connection.New("1."+appID, app, server, discardLog, false)
+	c := connection.New("1."+appID, app, server, connection.Options{Log: discardLog})
 	t.Cleanup(func() {
 		n.channels.Disconnect(c)
 		n.registry.Remove(c)
@@ -51,14 +51,16 @@ func (n *node) join(t *testing.T, appID string, chans ...string) {
 	}
 }
 
-func (n *node) gauges(pubsub scaling.PubSubProvider) *Gauges {
-	return NewGauges(GaugesParams{Apps: n.apps, Registry: n.registry, Channels: n.channels, PubSub: pubsub})
+// gauges returns the node's gauges with scaling on when link is not nil.
+func (n *node) gauges(link scaling.Link) *Gauges {
+	return NewGauges(GaugesParams{Apps: n.apps, Registry: n.registry, Channels: n.channels,
+		Link: link, Scaling: scaling.Config{Enabled: link != nil}})
 }
 
 func TestGaugesReadTheNodeAtScrape(t *testing.T) {
 	n := newNode(t)
 	s := New()
-	require.NoError(t, s.Register(n.gauges(scaling.NewLocal())))
+	require.NoError(t, s.Register(n.gauges(nil)))
 	g := s.Gatherer()
 	app1, app2 := map[string]string{"app": "1001"}, map[string]string{"app": "1002"}
 

@@ -13,8 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
-
-	"github.com/fizz-server/fizz/scaling"
 )
 
 // value returns the value of the counter, gauge or histogram count name
@@ -89,10 +87,8 @@ func hasLine(text, prefix string) bool {
 	return false
 }
 
-// fakeLink is a pub/sub provider that is not the loopback and reports a
-// link state. Only Ping is implemented.
+// fakeLink is a Redis link that is up or down.
 type fakeLink struct {
-	scaling.PubSubProvider
 	up bool
 }
 

@@ -29,6 +29,7 @@ type graph struct {
 	Stats    *stats.Stats
 	Server   *stats.Server
 	Registry *connection.Registry
+	Observer connection.Observer
 	PubSub   scaling.PubSubProvider
 }
 
@@ -50,7 +51,7 @@ func start(t *testing.T, cfg stats.Config) *graph {
 		connection.Module,
 		channels.Module,
 		stats.Module,
-		fx.Populate(&g.Stats, &g.Server, &g.Registry, &g.PubSub),
+		fx.Populate(&g.Stats, &g.Server, &g.Registry, &g.Observer, &g.PubSub),
 	)
 	app.RequireStart()
 	t.Cleanup(app.RequireStop)
@@ -76,13 +77,16 @@ func TestModuleServesAndObserves(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 }
 
-func TestModuleRegistryObserverIsStats(t *testing.T) {
+// TestModuleConnectionObserverIsStats: the graph's connection.Observer,
+// which the WebSocket handler gives every socket it makes, is Stats.
+func TestModuleConnectionObserverIsStats(t *testing.T) {
 	g := start(t, stats.Config{Host: "127.0.0.1", Port: 0})
 	assert.Empty(t, g.Server.Addr(), "port 0: no listener")
+	require.Same(t, g.Stats, g.Observer)
 
 	app := &apps.App{ID: "1001", Key: "key-1", PingInterval: time.Hour}
 	server, client := net.Pipe()
-	c := connection.New("1.1", app, server, slog.New(slog.DiscardHandler), false)
+	c := connection.New("1.1", app, server, connection.Options{Log: slog.New(slog.DiscardHandler), Observer: g.Observer})
 	t.Cleanup(func() {
 		g.Registry.Remove(c)
 		c.Finish(true)

@@ -2,7 +2,7 @@ package webhooks
 
 import "time"
 
-// Defaults of Config, as INTERFACE.md gives them.
+// Defaults of Config, as README.md ("Webhooks") documents them.
 const (
 	DefaultLeaveDelay  = 3 * time.Second
 	DefaultTimeout     = 5 * time.Second

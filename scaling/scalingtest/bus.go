@@ -2,12 +2,23 @@
 // that Fizz nodes share, for fast in-process module tests: each node gets
 // a Provider (a scaling.PubSubProvider) from Bus.Node, and every node sees
 // every published envelope in one global order, as Redis pub/sub does.
+// A node made with Node and subscribed with a deliver that does nothing is
+// a node that is counted but never answers.
+//
+// A Provider also has a few controls for tests: Published (what the node
+// published), FailPublish (Publish fails, as when PUBLISH does), CutOff
+// (the node's link is down: Publish delivers to the node alone and returns
+// an error such as scaling.ErrLocalOnly, as the Redis provider does), Hold
+// and Release (the test decides when envelopes reach the node) and Flush
+// (wait until what was queued for the node has been delivered).
 //
 // Concurrency: Bus.mu guards the set of nodes and orders every Publish, so
 // all nodes queue envelopes in the same order. Each Provider has its own
-// lock for its queue and state, and delivers on its own goroutine, one
-// envelope at a time. Lock order: Bus.mu, then Provider.mu. No lock is held
-// while a callback runs.
+// lock for its queue, its controls and its counts, and delivers on its own
+// goroutine, one envelope at a time. Flush waits on a channel that the
+// Provider closes (and replaces) whenever a delivery ends, Hold is called
+// or the node closes. Lock order: Bus.mu, then Provider.mu. No lock is
+// held while a callback runs.
 //
 // scalingtest imports scaling and the standard library only. It is meant
 // for tests; nothing in production imports it.
@@ -37,12 +48,15 @@ func NewBus() *Bus {
 
 // Node returns a new node's provider on the bus. It receives nothing until
 // its Subscribe is called, like a node that has not yet subscribed to Redis.
+// Subscribed with a deliver that does nothing, it is a node that Publish
+// counts but that never answers.
 func (b *Bus) Node() *Provider {
 	p := &Provider{
-		bus:    b,
-		node:   scaling.NewNodeID(),
-		notify: make(chan struct{}, 1),
-		stop:   make(chan struct{}),
+		bus:     b,
+		node:    scaling.NewNodeID(),
+		notify:  make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		changed: make(chan struct{}),
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -64,8 +78,13 @@ func (b *Bus) State(node *Provider) scaling.State {
 	return b.state.ForNode(node)
 }
 
-// ErrNoNode is returned by Reply when the target node is not subscribed.
+// ErrNoNode is returned by Reply when the target node is not subscribed
+// (or is cut off).
 var ErrNoNode = errors.New("scalingtest: no such node on the bus")
+
+// ErrHeld is returned by Flush when the node is held (Hold) with envelopes
+// still to deliver: they wait for Release.
+var ErrHeld = errors.New("scalingtest: deliveries to the node are held")
 
 // Provider is one node's scaling.PubSubProvider on a Bus.
 type Provider struct {
@@ -76,6 +95,13 @@ type Provider struct {
 	queue      []message
 	subscribed bool
 	closed     bool
+	held       bool          // Hold: the queue waits for Release
+	failErr    error         // FailPublish: Publish fails with it
+	cutOff     error         // CutOff: the link is down; Publish returns it
+	published  [][]byte      // every envelope Publish sent, encoded
+	queued     uint64        // envelopes ever queued for this node
+	delivered  uint64        // of those, handed to deliver and returned
+	changed    chan struct{} // closed and replaced by signal
 	notify     chan struct{} // cap 1: the queue has something
 	stop       chan struct{} // closed by Close
 	wg         sync.WaitGroup
@@ -91,20 +117,23 @@ var _ scaling.PubSubProvider = (*Provider)(nil)
 // Node returns this node's id.
 func (p *Provider) Node() string { return p.node }
 
-// Ping reports the link state, as the Redis provider does for /up: nil
-// until the node is closed.
+// Ping reports the link state, as the Redis provider does for /up:
+// scaling.ErrClosed once the node is closed, CutOff's error while it is
+// cut off, nil otherwise.
 func (p *Provider) Ping(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return scaling.ErrClosed
 	}
-	return nil
+	return p.cutOff
 }
 
 // Publish queues e for every subscribed node, this one included, and
 // returns how many nodes it was queued for. It stamps e.Origin and never
-// waits for delivery.
+// waits for delivery. After FailPublish it delivers nothing and fails;
+// while the node is cut off (CutOff) it queues e for this node only and
+// returns 1 and CutOff's error.
 func (p *Provider) Publish(_ context.Context, e scaling.Envelope) (int64, error) {
 	data, err := p.encode(e)
 	if err != nil {
@@ -113,19 +142,43 @@ func (p *Provider) Publish(_ context.Context, e scaling.Envelope) (int64, error)
 	b := p.bus
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if p.isClosed() {
-		return 0, scaling.ErrClosed
+	cutOff, err := p.sent(data)
+	if err != nil {
+		return 0, err
+	}
+	if cutOff != nil {
+		p.enqueue(message{data: data}, true)
+		return 1, cutOff
 	}
 	var n int64
 	for _, node := range b.nodes {
-		if node.enqueue(message{data: data}) {
+		if node.enqueue(message{data: data}, node == p) {
 			n++
 		}
 	}
 	return n, nil
 }
 
-// Reply queues e for the node with id node only.
+// sent records data as published unless Publish is to fail, and returns
+// the error to fail with, or the link's error while the node is cut off.
+// Caller holds Bus.mu.
+func (p *Provider) sent(data []byte) (cutOff, failed error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return nil, scaling.ErrClosed
+	case p.failErr != nil:
+		return nil, p.failErr
+	}
+	p.published = append(p.published, data)
+	return p.cutOff, nil
+}
+
+// Reply queues e for the node with id node only. While this node is cut
+// off (CutOff) a reply to another node fails with CutOff's error; a reply
+// to a node that is cut off fails with ErrNoNode. FailPublish does not
+// touch Reply.
 func (p *Provider) Reply(_ context.Context, node string, e scaling.Envelope) error {
 	data, err := p.encode(e)
 	if err != nil {
@@ -134,11 +187,17 @@ func (p *Provider) Reply(_ context.Context, node string, e scaling.Envelope) err
 	b := p.bus
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if p.isClosed() {
+	p.mu.Lock()
+	closed, cutOff := p.closed, p.cutOff
+	p.mu.Unlock()
+	switch {
+	case closed:
 		return scaling.ErrClosed
+	case cutOff != nil && node != p.node:
+		return fmt.Errorf("scalingtest: reply to %q: %w", node, cutOff)
 	}
 	target := b.nodes[node]
-	if target == nil || !target.enqueue(message{data: data}) {
+	if target == nil || !target.enqueue(message{data: data}, target == p) {
 		return fmt.Errorf("%w: %q", ErrNoNode, node)
 	}
 	return nil
@@ -157,26 +216,34 @@ func (p *Provider) encode(e scaling.Envelope) ([]byte, error) {
 	return data, nil
 }
 
-func (p *Provider) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
-
 // enqueue adds m to the node's queue and reports whether the node takes
-// it (it is subscribed and not closed). Caller holds Bus.mu.
-func (p *Provider) enqueue(m message) bool {
+// it: it is subscribed, not closed, and not cut off unless m comes from
+// the node itself (local). Caller holds Bus.mu.
+func (p *Provider) enqueue(m message, local bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.subscribed || p.closed {
+	if !p.subscribed || p.closed || (p.cutOff != nil && !local) {
 		return false
 	}
 	p.queue = append(p.queue, m)
+	p.queued++
+	p.wake()
+	return true
+}
+
+// wake tells the delivery goroutine that the queue may have something for
+// it. Caller holds p.mu.
+func (p *Provider) wake() {
 	select {
 	case p.notify <- struct{}{}:
 	default:
 	}
-	return true
+}
+
+// signal wakes every Flush waiting on the node. Caller holds p.mu.
+func (p *Provider) signal() {
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // Subscribe starts the node's delivery goroutine, which hands every
@@ -214,7 +281,7 @@ func (p *Provider) run(ctx context.Context, deliver func(context.Context, scalin
 		}
 		for {
 			p.mu.Lock()
-			if len(p.queue) == 0 || p.closed {
+			if len(p.queue) == 0 || p.closed || p.held {
 				p.mu.Unlock()
 				break
 			}
@@ -222,12 +289,108 @@ func (p *Provider) run(ctx context.Context, deliver func(context.Context, scalin
 			p.queue[0] = message{}
 			p.queue = p.queue[1:]
 			p.mu.Unlock()
-			e, err := scaling.DecodeEnvelope(m.data)
-			if err != nil {
-				continue // as a node drops a bad envelope; Publish never makes one
+			// A bad envelope is dropped, as a node drops it; Publish never
+			// makes one.
+			if e, err := scaling.DecodeEnvelope(m.data); err == nil {
+				deliver(ctx, e)
 			}
-			deliver(ctx, e)
+			p.mu.Lock()
+			p.delivered++
+			p.signal()
+			p.mu.Unlock()
 		}
+	}
+}
+
+// Published returns every envelope this node's Publish has sent so far,
+// in order and as they travelled (stamped with the version and this node
+// as their origin), whether or not any node received them. A Publish that
+// failed sent nothing; one made while cut off sent its envelope to this
+// node alone.
+func (p *Provider) Published() []scaling.Envelope {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]scaling.Envelope, 0, len(p.published))
+	for _, data := range p.published {
+		var e scaling.Envelope
+		_ = json.Unmarshal(data, &e) // made by encode: it decodes
+		out = append(out, e)
+	}
+	return out
+}
+
+// FailPublish makes every later Publish of this node deliver nothing and
+// return 0 and err, as the Redis provider does when PUBLISH fails; nil
+// makes Publish work again. It comes before CutOff.
+func (p *Provider) FailPublish(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failErr = err
+}
+
+// CutOff takes the node's link to the bus down, as the Redis provider's
+// link to Redis goes down, while err is not nil: every later Publish
+// queues its envelope for this node only and returns 1 and err (give
+// scaling.ErrLocalOnly to be the Redis provider); other nodes' envelopes
+// neither reach the node nor count it; Ping returns err. nil brings the
+// link back. Envelopes already queued for the node are still delivered.
+func (p *Provider) CutOff(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutOff = err
+}
+
+// Hold keeps the envelopes queued for the node, those already there and
+// those to come, from being delivered until Release: the test decides
+// when another node's envelopes reach this one. A delivery under way ends
+// as usual. The node still takes envelopes, and Publish counts it.
+func (p *Provider) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = true
+	p.signal() // a waiting Flush returns ErrHeld
+}
+
+// Release ends Hold: the delivery goroutine hands the envelopes kept
+// meanwhile to deliver, in order, then goes on as before. It returns at
+// once; Flush waits until they are delivered.
+func (p *Provider) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = false
+	p.wake()
+}
+
+// Flush waits until every envelope queued for this node before the call
+// has been delivered (deliver has returned), and returns nil; envelopes
+// queued later, such as those the deliveries cause, need another Flush.
+// A node that is not subscribed has nothing to deliver. Flush returns
+// ErrHeld at once while the node is held with envelopes still to deliver,
+// scaling.ErrClosed if the node closes first, and ctx's error if ctx ends
+// first. It must not be called from deliver, which would wait for itself.
+func (p *Provider) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	target := p.queued
+	for {
+		switch {
+		case p.delivered >= target:
+			p.mu.Unlock()
+			return nil
+		case p.closed:
+			p.mu.Unlock()
+			return scaling.ErrClosed
+		case p.held:
+			p.mu.Unlock()
+			return ErrHeld
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		p.mu.Lock()
 	}
 }
 
@@ -242,6 +405,7 @@ func (p *Provider) Close() error {
 		p.closed = true
 		p.queue = nil
 		close(p.stop)
+		p.signal()
 	}
 	p.mu.Unlock()
 	delete(b.nodes, p.node)

@@ -3,6 +3,7 @@ package scalingtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,15 @@ func subscribed(t *testing.T, bus *Bus) (*Provider, *sink) {
 	require.NoError(t, p.Subscribe(context.Background(), s.deliver))
 	t.Cleanup(func() { require.NoError(t, p.Close()) })
 	return p, s
+}
+
+// twoNodes returns two subscribed nodes of a new bus and their sinks.
+func twoNodes(t *testing.T) (a *Provider, sa *sink, b *Provider, sb *sink) {
+	t.Helper()
+	bus := NewBus()
+	a, sa = subscribed(t, bus)
+	b, sb = subscribed(t, bus)
+	return a, sa, b, sb
 }
 
 func payload(i int) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)) }
@@ -267,4 +277,263 @@ func TestBusState(t *testing.T) {
 	require.Len(t, ts, 1, "the user is already a member through the other node: only the count changes")
 	assert.Equal(t, scaling.SubscriptionCount, ts[0].Kind)
 	assert.Equal(t, 2, ts[0].Count)
+}
+
+func TestProviderPublishControls(t *testing.T) {
+	giveErr := errors.New("no route to redis")
+	tests := []struct {
+		name        string
+		control     func(*Provider)
+		wantN       int64
+		wantErr     error
+		wantSelf    bool // the publisher receives its envelope
+		wantOther   bool // the other node receives it
+		wantSent    bool // Published lists it
+		wantPingErr error
+	}{
+		{name: "no control", control: func(*Provider) {}, wantN: 2, wantSelf: true, wantOther: true, wantSent: true},
+		{name: "failing", control: func(p *Provider) { p.FailPublish(giveErr) }, wantErr: giveErr},
+		{
+			name: "cut off", control: func(p *Provider) { p.CutOff(scaling.ErrLocalOnly) },
+			wantN: 1, wantErr: scaling.ErrLocalOnly, wantSelf: true, wantSent: true, wantPingErr: scaling.ErrLocalOnly,
+		},
+		{
+			name: "failing comes before cut off", control: func(p *Provider) { p.CutOff(scaling.ErrLocalOnly); p.FailPublish(giveErr) },
+			wantErr: giveErr, wantPingErr: scaling.ErrLocalOnly,
+		},
+		{name: "failing undone", control: func(p *Provider) { p.FailPublish(giveErr); p.FailPublish(nil) }, wantN: 2, wantSelf: true, wantOther: true, wantSent: true},
+		{name: "link back", control: func(p *Provider) { p.CutOff(scaling.ErrLocalOnly); p.CutOff(nil) }, wantN: 2, wantSelf: true, wantOther: true, wantSent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			p, self, other, otherSink := twoNodes(t)
+			tt.control(p)
+
+			n, err := p.Publish(ctx, scaling.Envelope{Kind: "event", Payload: payload(1)})
+
+			assert.Equal(t, tt.wantN, n)
+			// ErrorIs(nil, nil) holds: no error is wanted.
+			assert.ErrorIs(t, err, tt.wantErr)
+			assert.ErrorIs(t, p.Ping(ctx), tt.wantPingErr)
+			require.NoError(t, p.Flush(ctx))
+			require.NoError(t, other.Flush(ctx))
+			assert.Equal(t, tt.wantSelf, len(self.envelopes()) == 1, "the publisher got %v", self.envelopes())
+			assert.Equal(t, tt.wantOther, len(otherSink.envelopes()) == 1, "the other node got %v", otherSink.envelopes())
+			want := []scaling.Envelope{}
+			if tt.wantSent {
+				want = append(want, scaling.Envelope{V: scaling.Version, Kind: "event", Origin: p.Node(), Payload: payload(1)})
+			}
+			assert.Equal(t, want, p.Published())
+			assert.Empty(t, other.Published())
+		})
+	}
+}
+
+func TestProviderPublishedKeepsOrderWithoutReceivers(t *testing.T) {
+	p := NewBus().Node() // never subscribes: no node receives anything
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+
+	for i := range 3 {
+		n, err := p.Publish(context.Background(), scaling.Envelope{Kind: "event", AppID: "app-1", SocketID: "1.1", Payload: payload(i)})
+		require.NoError(t, err)
+		assert.Zero(t, n)
+	}
+
+	got := p.Published()
+	require.Len(t, got, 3)
+	for i, e := range got {
+		assert.Equal(t, scaling.Envelope{V: scaling.Version, Kind: "event", AppID: "app-1", Origin: p.Node(), SocketID: "1.1", Payload: payload(i)}, e)
+	}
+	require.NoError(t, p.Close())
+	_, err := p.Publish(context.Background(), scaling.Envelope{Kind: "event"})
+	assert.ErrorIs(t, err, scaling.ErrClosed)
+	assert.Len(t, p.Published(), 3, "a Publish that failed sent nothing")
+}
+
+func TestProviderCutOffReply(t *testing.T) {
+	a, sa, b, _ := twoNodes(t)
+	a.CutOff(scaling.ErrLocalOnly)
+	tests := []struct {
+		name    string
+		from    *Provider
+		to      *Provider
+		wantErr error
+	}{
+		{name: "to itself", from: a, to: a},
+		{name: "to another node", from: a, to: b, wantErr: scaling.ErrLocalOnly},
+		{name: "from another node", from: b, to: a, wantErr: ErrNoNode},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.from.Reply(context.Background(), tt.to.Node(), scaling.Envelope{Kind: "reply"})
+
+			assert.ErrorIs(t, err, tt.wantErr) // ErrorIs(nil, nil) holds
+		})
+	}
+	require.NoError(t, a.Flush(context.Background()))
+	assert.Len(t, sa.envelopes(), 1, "only its own reply")
+}
+
+func TestProviderHoldAndRelease(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveBefore int // published before Hold, delivered
+		giveHeld   int // published while held
+	}{
+		{name: "nothing held", giveBefore: 2},
+		{name: "held envelopes", giveHeld: 3},
+		{name: "delivered, then held", giveBefore: 2, giveHeld: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			p, s, other, otherSink := twoNodes(t)
+			for i := range tt.giveBefore {
+				_, err := other.Publish(ctx, scaling.Envelope{Kind: "event", Payload: payload(i)})
+				require.NoError(t, err)
+			}
+			require.NoError(t, p.Flush(ctx))
+
+			p.Hold()
+			for i := range tt.giveHeld {
+				n, err := other.Publish(ctx, scaling.Envelope{Kind: "event", Payload: payload(tt.giveBefore + i)})
+				require.NoError(t, err)
+				assert.Equal(t, int64(2), n, "a held node still counts")
+			}
+			if tt.giveHeld > 0 {
+				assert.ErrorIs(t, p.Flush(ctx), ErrHeld)
+			} else {
+				assert.NoError(t, p.Flush(ctx), "nothing to wait for")
+			}
+			require.NoError(t, other.Flush(ctx), "holding one node holds no other")
+			assert.Len(t, otherSink.envelopes(), tt.giveBefore+tt.giveHeld)
+			assert.Len(t, s.envelopes(), tt.giveBefore, "nothing held was delivered")
+
+			p.Release()
+			require.NoError(t, p.Flush(ctx))
+
+			got := s.envelopes()
+			require.Len(t, got, tt.giveBefore+tt.giveHeld)
+			assert.Equal(t, otherSink.envelopes(), got, "in the bus's order")
+		})
+	}
+}
+
+func TestProviderHoldDuringADelivery(t *testing.T) {
+	ctx := context.Background()
+	p := NewBus().Node()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var delivered atomic.Int32
+	require.NoError(t, p.Subscribe(ctx, func(context.Context, scaling.Envelope) {
+		if delivered.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+	}))
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	for range 2 {
+		_, err := p.Publish(ctx, scaling.Envelope{Kind: "event"})
+		require.NoError(t, err)
+	}
+	<-entered
+
+	p.Hold()
+	close(release)
+	assert.ErrorIs(t, p.Flush(ctx), ErrHeld)
+	p.Release()
+	require.NoError(t, p.Flush(ctx))
+
+	assert.Equal(t, int32(2), delivered.Load())
+}
+
+func TestProviderFlush(t *testing.T) {
+	tests := []struct {
+		name string
+		// give sets up p, whose deliver blocks until unblock is closed,
+		// and returns the ctx for Flush and what to do once Flush waits.
+		give          func(t *testing.T, p *Provider, unblock chan struct{}) (context.Context, func())
+		wantErr       error
+		wantDelivered uint64 // when Flush returns nil
+	}{
+		{
+			name: "a node that has not subscribed",
+			give: func(*testing.T, *Provider, chan struct{}) (context.Context, func()) {
+				return context.Background(), func() {}
+			},
+		},
+		{
+			name: "waits for the deliveries",
+			give: func(t *testing.T, p *Provider, unblock chan struct{}) (context.Context, func()) {
+				subscribeAndPublish(t, p, unblock, 3)
+				return context.Background(), func() { close(unblock) }
+			},
+			wantDelivered: 3,
+		},
+		{
+			name: "ctx ends first",
+			give: func(t *testing.T, p *Provider, unblock chan struct{}) (context.Context, func()) {
+				subscribeAndPublish(t, p, unblock, 1)
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(func() { close(unblock) })
+				return ctx, cancel
+			},
+			wantErr: context.Canceled,
+		},
+		{
+			name: "the node closes first",
+			give: func(t *testing.T, p *Provider, unblock chan struct{}) (context.Context, func()) {
+				subscribeAndPublish(t, p, unblock, 2)
+				return context.Background(), func() {
+					go func() { _ = p.Close() }()
+					require.Eventually(t, func() bool { return p.Ping(context.Background()) != nil }, waitFor, time.Millisecond)
+					close(unblock)
+				}
+			},
+			wantErr: scaling.ErrClosed,
+		},
+		{
+			name: "the node is held",
+			give: func(t *testing.T, p *Provider, unblock chan struct{}) (context.Context, func()) {
+				subscribeAndPublish(t, p, unblock, 2)
+				t.Cleanup(func() { close(unblock) })
+				return context.Background(), p.Hold
+			},
+			wantErr: ErrHeld,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewBus().Node()
+			t.Cleanup(func() { require.NoError(t, p.Close()) })
+			unblock := make(chan struct{})
+			ctx, then := tt.give(t, p, unblock)
+
+			done := make(chan error, 1)
+			go func() { done <- p.Flush(ctx) }()
+			then()
+			err := <-done
+
+			if tt.wantErr != nil {
+				assert.ErrorIs(t, err, tt.wantErr)
+				return
+			}
+			assert.NoError(t, err)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			assert.Equal(t, tt.wantDelivered, p.delivered)
+		})
+	}
+}
+
+// subscribeAndPublish subscribes p with a deliver that waits for unblock
+// and publishes n envelopes through it.
+func subscribeAndPublish(t *testing.T, p *Provider, unblock chan struct{}, n int) {
+	t.Helper()
+	require.NoError(t, p.Subscribe(context.Background(), func(context.Context, scaling.Envelope) { <-unblock }))
+	for range n {
+		_, err := p.Publish(context.Background(), scaling.Envelope{Kind: "event"})
+		require.NoError(t, err)
+	}
 }

@@ -1,0 +1,191 @@
+package connection
+
+import (
+	"sync"
+	"time"
+)
+
+// Outbox states.
+const (
+	stateOpen    = iota // frames are queued and written
+	stateClosing        // the final frames are written; nothing else is queued
+	stateClosed         // nothing is written: the reader has finished, or a write failed
+)
+
+// outbox is a socket's outbound queue and the state of its one writer:
+//
+//	open ──close──▶ closing ──finish──▶ closed
+//	  └───────── finish, a failed write ──────┘
+//
+// While open, push queues frames; close swaps the queue for the final
+// frames (an error and a close frame), which are written instead;
+// finish ends it all (gone: the peer vanished, so even the final frames
+// are dropped). At most one writer runs: push and close report when the
+// caller must start one, take hands it each batch and reports when it is
+// done, and fail stops it after a failed write. finish waits for it.
+// Every method is safe for concurrent use.
+type outbox struct {
+	mu      sync.Mutex
+	state   int
+	queue   [][]byte
+	spare   [][]byte // the writer's last batch, reused as the next queue
+	final   [][]byte // written instead of the queue once closing
+	code    int      // the close code, once closing
+	writing bool     // a writer runs
+	cut     bool     // finish(gone): no write may start
+	writers sync.WaitGroup
+	taken   chan struct{} // signalled (cap 1) when the writer takes a batch
+}
+
+// init readies a zero outbox (it lives inside its Conn).
+func (o *outbox) init() { o.taken = make(chan struct{}, 1) }
+
+// push queues frame. It reports whether the caller must start the writer,
+// and full when the queue is at QueueSize (frame is dropped: the socket
+// is a slow consumer). Once closing, frames are dropped silently.
+func (o *outbox) push(frame []byte) (start, full bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.state != stateOpen {
+		return false, false
+	}
+	if len(o.queue) >= QueueSize {
+		return false, true
+	}
+	o.queue = append(o.queue, frame)
+	return o.startLocked(), false
+}
+
+// close drops the queue and makes frames the last ones written. It
+// reports false when the outbox was not open (a second close does
+// nothing), and whether the caller must start the writer.
+func (o *outbox) close(code int, frames [][]byte) (start, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.state != stateOpen {
+		return false, false
+	}
+	o.state, o.code, o.final, o.queue = stateClosing, code, frames, nil
+	return o.startLocked(), true
+}
+
+// finish ends the outbox: nothing more is queued or taken, except the
+// final frames when the peer is still there (the answer to its close
+// frame must go out, RFC 6455 5.5.1). gone also stops any write from
+// starting (cut). The caller then unblocks a write in progress and waits.
+func (o *outbox) finish(gone bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.state = stateClosed
+	o.queue, o.spare = nil, nil
+	if gone {
+		o.final, o.cut = nil, true
+	}
+}
+
+// wait waits until no writer runs.
+func (o *outbox) wait() { o.writers.Wait() }
+
+// startLocked reports whether a writer must be started, and counts it.
+func (o *outbox) startLocked() bool {
+	if o.writing || o.state == stateClosed {
+		return false
+	}
+	o.writing = true
+	o.writers.Add(1)
+	return true
+}
+
+// take hands the writer its next batch: the final frames once closing
+// (final is true), else every queued frame. A nil batch means the writer
+// is done and must exit.
+func (o *outbox) take() (batch [][]byte, final bool) {
+	o.mu.Lock()
+	switch {
+	case o.final != nil:
+		batch, o.final, final = o.final, nil, true
+	case o.state == stateClosed:
+	case len(o.queue) > 0:
+		batch = o.queue
+		o.queue, o.spare = o.spare, nil
+	}
+	if batch == nil {
+		o.writing = false
+		o.writers.Done()
+	}
+	o.mu.Unlock()
+	if batch != nil {
+		select {
+		case o.taken <- struct{}{}:
+		default:
+		}
+	}
+	return batch, final
+}
+
+// recycle keeps a written batch's slice as the next queue.
+func (o *outbox) recycle(batch [][]byte, final bool) {
+	if final {
+		return
+	}
+	clear(batch)
+	o.mu.Lock()
+	if o.spare == nil && cap(batch) <= QueueSize {
+		o.spare = batch[:0]
+	}
+	o.mu.Unlock()
+}
+
+// fail records a failed write: the outbox is closed and the writer exits.
+func (o *outbox) fail() {
+	o.mu.Lock()
+	o.state = stateClosed
+	o.writing = false
+	o.mu.Unlock()
+	o.writers.Done()
+}
+
+// isCut reports whether finish(true) forbade writes.
+func (o *outbox) isCut() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.cut
+}
+
+// isOpen reports whether frames are still queued.
+func (o *outbox) isOpen() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.state == stateOpen
+}
+
+// closeCode returns the code the outbox was closed with, or 0.
+func (o *outbox) closeCode() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.code
+}
+
+// throttle waits, at most timeout, while more than half of the queue is
+// taken and the outbox is open.
+func (o *outbox) throttle(timeout time.Duration) {
+	var expired <-chan time.Time
+	for {
+		o.mu.Lock()
+		backlog, open := len(o.queue), o.state == stateOpen
+		o.mu.Unlock()
+		if backlog <= QueueSize/2 || !open {
+			return
+		}
+		if expired == nil {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case <-o.taken:
+		case <-expired:
+			return
+		}
+	}
+}
