@@ -72,31 +72,31 @@ func (w *ae2eWorld) all() []*pusherclient.Client {
 func newAE2EWorld(t *testing.T, mutate func(*app.Config)) *ae2eWorld {
 	t.Helper()
 	n := harness.Start(t, mutate)
-	w := &ae2eWorld{n: n, alice1: dial(t, n), alice2: dial(t, n), bob: dial(t, n), anon: dial(t, n)}
+	w := &ae2eWorld{n: n, alice1: harness.Dial(t, n), alice2: harness.Dial(t, n), bob: harness.Dial(t, n), anon: harness.Dial(t, n)}
 
-	subscribe(t, n, w.bob, ae2ePublic)
-	subscribe(t, n, w.bob, ae2ePrivate)
-	ae2eJoinPresence(t, n, w.bob, ae2ePresence, ae2eBob)
+	harness.Subscribe(t, w.bob, ae2ePublic)
+	harness.Subscribe(t, w.bob, ae2ePrivate)
+	ae2eJoinPresence(t, w.bob, ae2ePresence, ae2eBob)
 
-	subscribe(t, n, w.alice1, ae2ePublic)
-	data := presenceData(t, ae2eAlice, nil)
-	f, err := w.alice1.Subscribe(ae2ePrivate, auth(n, w.alice1, ae2ePrivate, data), data)
+	harness.Subscribe(t, w.alice1, ae2ePublic)
+	data := harness.PresenceData(ae2eAlice, nil)
+	f, err := w.alice1.Subscribe(ae2ePrivate, harness.Auth(w.alice1, ae2ePrivate, data), data)
 	require.NoError(t, err)
 	require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "private channel with channel_data: %s", f)
-	ae2eJoinPresence(t, n, w.alice1, ae2ePresence, ae2eAlice)
+	ae2eJoinPresence(t, w.alice1, ae2ePresence, ae2eAlice)
 
-	subscribe(t, n, w.alice2, ae2ePublic)
-	ae2eJoinPresence(t, n, w.alice2, ae2ePresence, ae2eAlice)
-	subscribe(t, n, w.alice2, ae2eCache)
+	harness.Subscribe(t, w.alice2, ae2ePublic)
+	ae2eJoinPresence(t, w.alice2, ae2ePresence, ae2eAlice)
+	harness.Subscribe(t, w.alice2, ae2eCache)
 
-	subscribe(t, n, w.anon, ae2ePublic)
-	subscribe(t, n, w.anon, ae2eCache)
+	harness.Subscribe(t, w.anon, ae2ePublic)
+	harness.Subscribe(t, w.anon, ae2eCache)
 	return w
 }
 
-func ae2eJoinPresence(t testing.TB, n *harness.Node, c *pusherclient.Client, channel string, id any) {
+func ae2eJoinPresence(t testing.TB, c *pusherclient.Client, channel string, id any) {
 	t.Helper()
-	f := joinPresence(t, n, c, channel, id, map[string]string{"name": "user"})
+	f := harness.JoinPresence(t, c, channel, id, map[string]string{"name": "user"})
 	require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "join %s as %v: %s", channel, id, f)
 }
 
@@ -268,7 +268,7 @@ func ae2eTerminatePath(user string) string {
 func ae2eExpectData(t testing.TB, event, channel, data string, clients ...*pusherclient.Client) {
 	t.Helper()
 	for _, c := range clients {
-		f := expect(t, c, event, channel)
+		f := harness.Expect(t, c, event, channel)
 		assert.True(t, isJSONString(f.Data), "data %s is a JSON string", f.Data)
 		assert.Equal(t, data, f.Text(), "data of %s at socket %s", event, c.SocketID)
 	}
@@ -278,9 +278,9 @@ func ae2eExpectData(t testing.TB, event, channel, data string, clients ...*pushe
 // none of not got event on channel.
 func ae2eNone(t testing.TB, n *harness.Node, event, channel string, subs []*pusherclient.Client, not ...*pusherclient.Client) {
 	t.Helper()
-	flush(t, n, channel, subs...)
+	harness.Flush(t, n, channel, subs...)
 	for _, c := range not {
-		requireNone(t, c, event, channel)
+		harness.RequireNone(t, c, event, channel)
 	}
 }
 
@@ -296,9 +296,9 @@ func TestAPIE2ETrigger(t *testing.T) {
 	t.Run("Trigger", func(t *testing.T) {
 		require.NoError(t, n.Pusher.Trigger(ae2ePublic, "t-one", map[string]int{"n": 1}))
 		ae2eExpectData(t, "t-one", ae2ePublic, `{"n":1}`, pubSubs...)
-		flush(t, n, ae2ePublic, pubSubs...)
+		harness.Flush(t, n, ae2ePublic, pubSubs...)
 		for _, c := range pubSubs {
-			requireNone(t, c, "t-one", ae2ePublic) // exactly once
+			harness.RequireNone(t, c, "t-one", ae2ePublic) // exactly once
 		}
 	})
 
@@ -614,8 +614,8 @@ func TestAPIE2EChannel(t *testing.T) {
 		// Once the subscribers have the second event it has been kept:
 		// the node keeps it before it publishes it.
 		for _, c := range []*pusherclient.Client{w.alice2, w.anon} {
-			expect(t, c, "score", ae2eCache)
-			assert.JSONEq(t, `{"goals":3}`, expect(t, c, "score", ae2eCache).Text())
+			harness.Expect(t, c, "score", ae2eCache)
+			assert.JSONEq(t, `{"goals":3}`, harness.Expect(t, c, "score", ae2eCache).Text())
 		}
 		const cached = `"cache":{"event":"score","channel":"cache-scores","data":"{\"goals\":3}"}`
 		ae2eGet(t, n, ae2eChannelPath(ae2eCache), url.Values{"info": {"subscription_count"}}).
@@ -638,8 +638,8 @@ func TestAPIE2EChannel(t *testing.T) {
 
 	t.Run("a name with every punctuation Pusher allows", func(t *testing.T) {
 		const odd = "presence-a_b-c=d@e,f.g;h"
-		c := dial(t, n)
-		ae2eJoinPresence(t, n, c, odd, "odd-user")
+		c := harness.Dial(t, n)
+		ae2eJoinPresence(t, c, odd, "odd-user")
 		ch, err := n.Pusher.Channel(odd, pusherhttp.ChannelParams{Info: both})
 		require.NoError(t, err)
 		assert.Equal(t, pusherhttp.Channel{Name: odd, Occupied: true, UserCount: 1, SubscriptionCount: 1}, *ch)
@@ -672,8 +672,8 @@ func TestAPIE2EUsers(t *testing.T) {
 	})
 
 	t.Run("an integer user id is a string id", func(t *testing.T) {
-		c := dial(t, n)
-		ae2eJoinPresence(t, n, c, ae2ePresence, 42)
+		c := harness.Dial(t, n)
+		ae2eJoinPresence(t, c, ae2ePresence, 42)
 		ae2eGet(t, n, ae2eUsersPath(ae2ePresence), nil).
 			requireJSON(t, http.StatusOK, `{"users":[{"id":"42"},{"id":"alice"},{"id":"bob"}]}`)
 		require.NoError(t, c.Close())
@@ -682,7 +682,7 @@ func TestAPIE2EUsers(t *testing.T) {
 			return err == nil && len(users.List) == 2
 		}, wait, 10*time.Millisecond, "42 leaves when its socket closes")
 		for _, c := range []*pusherclient.Client{w.alice1, w.alice2, w.bob} {
-			f := expect(t, c, pusher.EventMemberRemoved, ae2ePresence)
+			f := harness.Expect(t, c, pusher.EventMemberRemoved, ae2ePresence)
 			assert.Equal(t, "42", decodeText(t, f)["user_id"])
 		}
 	})
@@ -715,7 +715,7 @@ func TestAPIE2EUsers(t *testing.T) {
 
 		require.NoError(t, w.alice2.Unsubscribe(ae2ePresence))
 		barrier(t, w.alice2)
-		f := expect(t, w.bob, pusher.EventMemberRemoved, ae2ePresence)
+		f := harness.Expect(t, w.bob, pusher.EventMemberRemoved, ae2ePresence)
 		assert.Equal(t, ae2eAlice, decodeText(t, f)["user_id"])
 		ae2eGet(t, n, ae2eUsersPath(ae2ePresence), nil).
 			requireJSON(t, http.StatusOK, `{"users":[{"id":"bob"}]}`)
@@ -733,7 +733,7 @@ func TestAPIE2EConnections(t *testing.T) {
 	ae2eGet(t, n, ae2eConnectionsPath, nil).requireJSON(t, http.StatusOK, `{"connections":4}`)
 
 	// A socket that only connected counts; one that closed no longer does.
-	c := dial(t, n)
+	c := harness.Dial(t, n)
 	ae2eGet(t, n, ae2eConnectionsPath, nil).requireJSON(t, http.StatusOK, `{"connections":5}`)
 	require.NoError(t, c.Close())
 	require.NoError(t, w.anon.Close())
@@ -779,28 +779,28 @@ func TestAPIE2ETerminate(t *testing.T) {
 	t.Run("an unknown user: 200 and nothing closes", func(t *testing.T) {
 		ae2ePost(t, n, ae2eTerminatePath("nobody"), []byte(`{}`)).requireJSON(t, http.StatusOK, `{}`)
 		for _, c := range w.all() {
-			requireOpen(t, c)
+			harness.RequireOpen(t, c)
 		}
 		ae2eGet(t, n, ae2eConnectionsPath, nil).requireJSON(t, http.StatusOK, `{"connections":4}`)
 	})
 
 	t.Run("both sockets of alice close with 4009, bob's stays", func(t *testing.T) {
 		ae2ePost(t, n, ae2eTerminatePath(ae2eAlice), []byte(`{}`)).requireJSON(t, http.StatusOK, `{}`)
-		requireFatal(t, w.alice1, pusher.CodeUnauthorized)
-		requireFatal(t, w.alice2, pusher.CodeUnauthorized)
+		harness.RequireFatal(t, w.alice1, pusher.CodeUnauthorized)
+		harness.RequireFatal(t, w.alice2, pusher.CodeUnauthorized)
 		assert.Equal(t, 4009, pusher.CodeUnauthorized)
-		requireOpen(t, w.bob)
-		requireOpen(t, w.anon)
+		harness.RequireOpen(t, w.bob)
+		harness.RequireOpen(t, w.anon)
 
 		// bob hears alice leave once, when her last socket is gone.
-		f := expect(t, w.bob, pusher.EventMemberRemoved, ae2ePresence)
+		f := harness.Expect(t, w.bob, pusher.EventMemberRemoved, ae2ePresence)
 		var m struct {
 			UserID string `json:"user_id"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(f.Text()), &m), "%s", f)
 		assert.Equal(t, ae2eAlice, m.UserID)
-		flush(t, n, ae2ePresence, w.bob)
-		requireNone(t, w.bob, pusher.EventMemberRemoved, ae2ePresence)
+		harness.Flush(t, n, ae2ePresence, w.bob)
+		harness.RequireNone(t, w.bob, pusher.EventMemberRemoved, ae2ePresence)
 
 		ae2eEventuallyConnections(t, n, nil, 2)
 		ae2eGet(t, n, ae2eUsersPath(ae2ePresence), nil).requireJSON(t, http.StatusOK, `{"users":[{"id":"bob"}]}`)
@@ -818,43 +818,43 @@ func TestAPIE2ETerminate(t *testing.T) {
 	})
 
 	t.Run("an integer user id, with an empty body", func(t *testing.T) {
-		c := dial(t, n)
-		subscribe(t, n, c, ae2ePublic)
-		ae2eJoinPresence(t, n, c, ae2ePresence, 42)
+		c := harness.Dial(t, n)
+		harness.Subscribe(t, c, ae2ePublic)
+		ae2eJoinPresence(t, c, ae2ePresence, 42)
 		ae2ePost(t, n, ae2eTerminatePath("42"), nil).requireJSON(t, http.StatusOK, `{}`)
-		requireFatal(t, c, pusher.CodeUnauthorized)
-		requireOpen(t, w.bob)
+		harness.RequireFatal(t, c, pusher.CodeUnauthorized)
+		harness.RequireOpen(t, w.bob)
 		ae2eEventuallyConnections(t, n, nil, 2)
 	})
 
 	t.Run("a user known from private channel_data only", func(t *testing.T) {
-		c := dial(t, n)
-		subscribe(t, n, c, ae2ePublic)
-		data := presenceData(t, "carol", nil)
-		f, err := c.Subscribe(ae2ePrivate, auth(n, c, ae2ePrivate, data), data)
+		c := harness.Dial(t, n)
+		harness.Subscribe(t, c, ae2ePublic)
+		data := harness.PresenceData("carol", nil)
+		f, err := c.Subscribe(ae2ePrivate, harness.Auth(c, ae2ePrivate, data), data)
 		require.NoError(t, err)
 		require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "%s", f)
 		ae2ePost(t, n, ae2eTerminatePath("carol"), []byte(`{}`)).requireJSON(t, http.StatusOK, `{}`)
-		requireFatal(t, c, pusher.CodeUnauthorized)
-		requireOpen(t, w.bob)
-		requireOpen(t, w.anon)
+		harness.RequireFatal(t, c, pusher.CodeUnauthorized)
+		harness.RequireOpen(t, w.bob)
+		harness.RequireOpen(t, w.anon)
 	})
 
 	t.Run("user ids that need escaping in the path", func(t *testing.T) {
 		for _, id := range []string{"Jane Doe", "100%", "jane@example.com", "a/b", "é"} {
-			c := dial(t, n)
-			ae2eJoinPresence(t, n, c, ae2ePresence, id)
+			c := harness.Dial(t, n)
+			ae2eJoinPresence(t, c, ae2ePresence, id)
 			ae2ePost(t, n, ae2eTerminatePath(url.PathEscape(id)), []byte(`{}`)).requireJSON(t, http.StatusOK, `{}`)
-			requireFatal(t, c, pusher.CodeUnauthorized)
+			harness.RequireFatal(t, c, pusher.CodeUnauthorized)
 		}
-		requireOpen(t, w.bob)
+		harness.RequireOpen(t, w.bob)
 		ae2eEventuallyConnections(t, n, nil, 2)
 	})
 
 	t.Run("bob", func(t *testing.T) {
 		ae2ePost(t, n, ae2eTerminatePath(ae2eBob), []byte(`{}`)).requireJSON(t, http.StatusOK, `{}`)
-		requireFatal(t, w.bob, pusher.CodeUnauthorized)
-		requireOpen(t, w.anon) // a socket with no user is never terminated
+		harness.RequireFatal(t, w.bob, pusher.CodeUnauthorized)
+		harness.RequireOpen(t, w.anon) // a socket with no user is never terminated
 		ae2eEventuallyConnections(t, n, nil, 1)
 		ae2eGet(t, n, ae2eUsersPath(ae2ePresence), nil).requireJSON(t, http.StatusOK, `{"users":[]}`)
 	})
@@ -863,8 +863,8 @@ func TestAPIE2ETerminate(t *testing.T) {
 func TestAPIE2EUnknownApp(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
-	c := dial(t, n)
-	subscribe(t, n, c, ae2ePublic)
+	c := harness.Dial(t, n)
+	harness.Subscribe(t, c, ae2ePublic)
 
 	other := n.PusherFor(n.App)
 	other.AppID = "999999"
@@ -902,8 +902,8 @@ func TestAPIE2EUnknownApp(t *testing.T) {
 		})
 	}
 	t.Run("nothing was delivered", func(t *testing.T) {
-		flush(t, n, ae2ePublic, c)
-		requireNone(t, c, "nope", ae2ePublic)
+		harness.Flush(t, n, ae2ePublic, c)
+		harness.RequireNone(t, c, "nope", ae2ePublic)
 	})
 }
 
@@ -913,12 +913,12 @@ func TestAPIE2EServerPath(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, func(c *app.Config) { c.Server.Path = "/ws" })
 	require.Equal(t, n.Addr+"/ws", n.Pusher.Host)
-	alice, bob := dial(t, n), dial(t, n)
+	alice, bob := harness.Dial(t, n), harness.Dial(t, n)
 	for _, c := range []*pusherclient.Client{alice, bob} {
-		subscribe(t, n, c, ae2ePublic)
+		harness.Subscribe(t, c, ae2ePublic)
 	}
-	ae2eJoinPresence(t, n, alice, ae2ePresence, ae2eAlice)
-	ae2eJoinPresence(t, n, bob, ae2ePresence, ae2eBob)
+	ae2eJoinPresence(t, alice, ae2ePresence, ae2eAlice)
+	ae2eJoinPresence(t, bob, ae2ePresence, ae2eBob)
 
 	require.NoError(t, n.Pusher.Trigger(ae2ePublic, "p1", "x"))
 	ae2eExpectData(t, "p1", ae2ePublic, "x", alice, bob)
@@ -963,8 +963,8 @@ func TestAPIE2EServerPath(t *testing.T) {
 	})
 
 	ae2ePost(t, n, ae2eTerminatePath(ae2eAlice), []byte(`{}`)).requireJSON(t, http.StatusOK, `{}`)
-	requireFatal(t, alice, pusher.CodeUnauthorized)
-	requireOpen(t, bob)
+	harness.RequireFatal(t, alice, pusher.CodeUnauthorized)
+	harness.RequireOpen(t, bob)
 	ae2eEventuallyConnections(t, n, nil, 1)
 }
 
@@ -1080,9 +1080,9 @@ func TestAPIE2ESendToUser(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
 	const user = "dave@example.com"
-	dave, other := dial(t, n), dial(t, n)
-	subscribe(t, n, dave, ae2ePublic)
-	subscribe(t, n, other, ae2ePublic)
+	dave, other := harness.Dial(t, n), harness.Dial(t, n)
+	harness.Subscribe(t, dave, ae2ePublic)
+	harness.Subscribe(t, other, ae2ePublic)
 
 	resp, err := n.Pusher.AuthenticateUser([]byte("socket_id="+url.QueryEscape(dave.SocketID)), map[string]any{"id": user})
 	require.NoError(t, err)
@@ -1092,7 +1092,7 @@ func TestAPIE2ESendToUser(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(resp, &signin))
 	require.NoError(t, dave.Send(pusher.EventSignin, "", map[string]string{"auth": signin.Auth, "user_data": signin.UserData}))
-	expect(t, dave, "pusher:signin_success", "")
+	harness.Expect(t, dave, "pusher:signin_success", "")
 	channel := pusher.PrefixServerToUser + user
 	f, err := dave.Subscribe(channel, "", "")
 	require.NoError(t, err)
@@ -1100,11 +1100,11 @@ func TestAPIE2ESendToUser(t *testing.T) {
 
 	require.NoError(t, n.Pusher.SendToUser(user, "direct", map[string]string{"to": "dave"}))
 	ae2eExpectData(t, "direct", channel, `{"to":"dave"}`, dave)
-	flush(t, n, ae2ePublic, dave, other)
-	requireNone(t, other, "direct", "")
+	harness.Flush(t, n, ae2ePublic, dave, other)
+	harness.RequireNone(t, other, "direct", "")
 
 	ae2ePost(t, n, ae2eTerminatePath(user), []byte(`{}`)).requireJSON(t, http.StatusOK, `{}`)
-	requireFatal(t, dave, pusher.CodeUnauthorized)
-	requireOpen(t, other)
+	harness.RequireFatal(t, dave, pusher.CodeUnauthorized)
+	harness.RequireOpen(t, other)
 	ae2eEventuallyConnections(t, n, nil, 1)
 }

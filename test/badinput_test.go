@@ -56,22 +56,22 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c := dial(t, n)
+			c := harness.Dial(t, n)
 			send := c.SendText
 			if tt.binary {
 				send = c.SendBinary
 			}
 			require.NoError(t, send(tt.give))
-			requireError(t, c, pusher.CodeGeneric)
-			requireOpen(t, c)
+			harness.RequireError(t, c, pusher.CodeGeneric)
+			harness.RequireOpen(t, c)
 			require.NoError(t, c.ExpectNone(pusher.EventError, 0), "one error per bad frame")
 		})
 	}
 	t.Run("a frame of exactly max_message_size is handled", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, n)
+		c := harness.Dial(t, n)
 		require.NoError(t, c.SendText(paddedPing(maxMessageSize)))
-		expect(t, c, pusher.EventPong, "")
+		harness.Expect(t, c, pusher.EventPong, "")
 		require.NoError(t, c.ExpectNone(pusher.EventError, 0))
 	})
 }
@@ -109,9 +109,9 @@ func TestMalformedFloodIsolated(t *testing.T) {
 		events  = 100
 		channel = "flood-news"
 	)
-	flooder := dial(t, n)
-	reader := dial(t, n)
-	subscribe(t, n, reader, channel)
+	flooder := harness.Dial(t, n)
+	reader := harness.Dial(t, n)
+	harness.Subscribe(t, reader, channel)
 
 	triggered := make(chan error, 1)
 	go func() {
@@ -127,11 +127,11 @@ func TestMalformedFloodIsolated(t *testing.T) {
 	require.NoError(t, <-triggered)
 
 	for i := range events {
-		f := expect(t, reader, "tick", channel)
+		f := harness.Expect(t, reader, "tick", channel)
 		assert.Equal(t, float64(i), decodeText(t, f)["i"], "event %d out of order", i)
 	}
 	require.NoError(t, reader.ExpectNone(pusher.EventError, 0))
-	requireOpen(t, reader)
+	harness.RequireOpen(t, reader)
 	if code, reason, closed := flooder.CloseStatus(); closed {
 		t.Logf("the flooder was closed after %d frames with %d %q (see TestPipelinedFramesKeepSocket)", sent, code, reason)
 	}
@@ -156,7 +156,7 @@ func TestPipelinedFramesKeepSocket(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c := dial(t, n)
+			c := harness.Dial(t, n)
 			sent := flood(c, tt.give)
 			code, reason, _ := c.CloseStatus()
 			require.Equal(t, floodFrames, sent, "the server closed the socket with %d %q", code, reason)
@@ -164,7 +164,7 @@ func TestPipelinedFramesKeepSocket(t *testing.T) {
 				_, err := c.Expect(tt.answer, "", wait)
 				require.NoError(t, err, "answer %d of %d", i+1, floodFrames)
 			}
-			requireOpen(t, c)
+			harness.RequireOpen(t, c)
 		})
 	}
 }
@@ -174,14 +174,14 @@ func TestPipelinedFramesKeepSocket(t *testing.T) {
 func TestSignin(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
-	c := dial(t, n)
+	c := harness.Dial(t, n)
 	userData := `{"id":"42"}`
 
 	require.NoError(t, c.Send(pusher.EventSignin, "", map[string]string{"user_data": userData, "auth": n.App.Key + ":bad"}))
-	requireError(t, c, pusher.CodeUnauthorized)
-	requireOpen(t, c)
+	harness.RequireError(t, c, pusher.CodeUnauthorized)
+	harness.RequireOpen(t, c)
 
 	good := n.App.Key + ":" + pusher.Sign(n.App.Secret, pusher.UserAuthMessage(c.SocketID, userData))
 	require.NoError(t, c.Send(pusher.EventSignin, "", map[string]string{"user_data": userData, "auth": good}))
-	expect(t, c, "pusher:signin_success", "")
+	harness.Expect(t, c, "pusher:signin_success", "")
 }

@@ -20,14 +20,14 @@ const syncChannel = "cache-test-sync"
 
 // join subscribes c to any kind of channel as user id and returns the
 // subscription_succeeded frame.
-func join(t testing.TB, n *harness.Node, c *pusherclient.Client, channel string, id any) pusherclient.Frame {
+func join(t testing.TB, c *pusherclient.Client, channel string, id any) pusherclient.Frame {
 	t.Helper()
 	if pusher.KindOf(channel).Presence {
-		f := joinPresence(t, n, c, channel, id, nil)
+		f := harness.JoinPresence(t, c, channel, id, nil)
 		require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "%s", f)
 		return f
 	}
-	return subscribe(t, n, c, channel)
+	return harness.Subscribe(t, c, channel)
 }
 
 // TestCacheChannels covers the four kinds of cache channel: a new
@@ -38,8 +38,8 @@ func join(t testing.TB, n *harness.Node, c *pusherclient.Client, channel string,
 func TestCacheChannels(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, func(c *app.Config) { c.Apps[0].AcceptClientEventsFrom = apps.ClientEventsAll })
-	syncer := dial(t, n)
-	subscribe(t, n, syncer, syncChannel)
+	syncer := harness.Dial(t, n)
+	harness.Subscribe(t, syncer, syncChannel)
 	tests := []string{"cache-", "private-cache-", "presence-cache-", "private-encrypted-cache-"}
 	for _, prefix := range tests {
 		t.Run(prefix, func(t *testing.T) {
@@ -52,39 +52,39 @@ func TestCacheChannels(t *testing.T) {
 				return f.Text()
 			}
 
-			first := dial(t, n)
-			join(t, n, first, channel, "first")
-			expect(t, first, pusher.EventCacheMiss, channel)
+			first := harness.Dial(t, n)
+			join(t, first, channel, "first")
+			harness.Expect(t, first, pusher.EventCacheMiss, channel)
 
 			// Leave: the channel has no subscriber when the events come.
 			require.NoError(t, first.Unsubscribe(channel))
 			barrier(t, first)
 			trigger(t, n, channel, "score", map[string]int{"goals": 1})
 			trigger(t, n, channel, "score", map[string]int{"goals": 2})
-			flush(t, n, syncChannel, syncer)
+			harness.Flush(t, n, syncChannel, syncer)
 
-			second := dial(t, n)
-			join(t, n, second, channel, "second")
-			f := expect(t, second, "score", channel)
+			second := harness.Dial(t, n)
+			join(t, second, channel, "second")
+			f := harness.Expect(t, second, "score", channel)
 			assert.JSONEq(t, `{"goals":2}`, data(f), "the last event is replayed")
 			barrier(t, second)
-			requireNone(t, second, pusher.EventCacheMiss, channel)
-			requireNone(t, second, "score", channel) // only the last one
+			harness.RequireNone(t, second, pusher.EventCacheMiss, channel)
+			harness.RequireNone(t, second, "score", channel) // only the last one
 
 			if !kind.Encrypted {
 				// A client event does not become the cached event.
 				require.NoError(t, second.Trigger("client-guess", channel, map[string]int{"goals": 99}))
 				barrier(t, second)
-				flush(t, n, syncChannel, syncer)
+				harness.Flush(t, n, syncChannel, syncer)
 			}
 
-			third := dial(t, n)
-			join(t, n, third, channel, "third")
-			f = expect(t, third, "score", channel)
+			third := harness.Dial(t, n)
+			join(t, third, channel, "third")
+			f = harness.Expect(t, third, "score", channel)
 			assert.JSONEq(t, `{"goals":2}`, data(f))
 			barrier(t, third)
-			requireNone(t, third, "client-guess", channel)
-			requireNone(t, third, pusher.EventCacheMiss, channel)
+			harness.RequireNone(t, third, "client-guess", channel)
+			harness.RequireNone(t, third, pusher.EventCacheMiss, channel)
 		})
 	}
 }
@@ -96,13 +96,13 @@ func TestPresenceCacheMemberEventsNotCached(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
 	const channel = "presence-cache-lobby"
-	first, second, third := dial(t, n), dial(t, n), dial(t, n)
+	first, second, third := harness.Dial(t, n), harness.Dial(t, n), harness.Dial(t, n)
 
-	join(t, n, first, channel, "first")
-	expect(t, first, pusher.EventCacheMiss, channel)
+	join(t, first, channel, "first")
+	harness.Expect(t, first, pusher.EventCacheMiss, channel)
 
-	join(t, n, second, channel, "second") // first hears member_added
-	expect(t, first, pusher.EventMemberAdded, channel)
+	join(t, second, channel, "second") // first hears member_added
+	harness.Expect(t, first, pusher.EventMemberAdded, channel)
 	f, err := second.ExpectFunc(func(f pusherclient.Frame) bool {
 		return f.Channel == channel && f.Event != pusher.EventSubscriptionSucceeded
 	}, wait)
@@ -110,8 +110,8 @@ func TestPresenceCacheMemberEventsNotCached(t *testing.T) {
 	assert.Equal(t, pusher.EventCacheMiss, f.Event, "the second member got %s instead of pusher:cache_miss", f)
 
 	require.NoError(t, second.Close()) // first hears member_removed
-	expect(t, first, pusher.EventMemberRemoved, channel)
-	join(t, n, third, channel, "third")
+	harness.Expect(t, first, pusher.EventMemberRemoved, channel)
+	join(t, third, channel, "third")
 	f, err = third.ExpectFunc(func(f pusherclient.Frame) bool {
 		return f.Channel == channel && f.Event != pusher.EventSubscriptionSucceeded
 	}, wait)

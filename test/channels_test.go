@@ -71,17 +71,17 @@ func TestEveryChannelKind(t *testing.T) {
 			t.Parallel()
 			channel := unique(prefix + "room-")
 			kind := pusher.KindOf(channel)
-			c, watcher := dial(t, n), dial(t, n)
+			c, watcher := harness.Dial(t, n), harness.Dial(t, n)
 			for i, s := range []*pusherclient.Client{c, watcher} {
 				if kind.Presence {
-					f := joinPresence(t, n, s, channel, i+1, nil)
+					f := harness.JoinPresence(t, s, channel, i+1, nil)
 					require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "%s", f)
 				} else {
-					subscribe(t, n, s, channel)
+					harness.Subscribe(t, s, channel)
 				}
 			}
 			trigger(t, n, channel, "greeting", map[string]string{"hello": "world"})
-			f := expect(t, c, "greeting", channel)
+			f := harness.Expect(t, c, "greeting", channel)
 			text := f.Text()
 			if kind.Encrypted {
 				text = decrypt(t, f, n.MasterKey)
@@ -91,10 +91,10 @@ func TestEveryChannelKind(t *testing.T) {
 			require.NoError(t, c.Unsubscribe(channel))
 			barrier(t, c) // the unsubscribe has been handled
 			trigger(t, n, channel, "after", map[string]string{"too": "late"})
-			flush(t, n, channel, watcher)
+			harness.Flush(t, n, channel, watcher)
 			barrier(t, c)
-			requireNone(t, c, "after", channel)
-			expect(t, watcher, "after", channel)
+			harness.RequireNone(t, c, "after", channel)
+			harness.Expect(t, watcher, "after", channel)
 		})
 	}
 }
@@ -102,25 +102,25 @@ func TestEveryChannelKind(t *testing.T) {
 func TestTrigger(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
-	a, b := dial(t, n), dial(t, n)
+	a, b := harness.Dial(t, n), harness.Dial(t, n)
 	for _, c := range []*pusherclient.Client{a, b} {
-		subscribe(t, n, c, "news")
+		harness.Subscribe(t, c, "news")
 	}
-	subscribe(t, n, b, "sports")
+	harness.Subscribe(t, b, "sports")
 
 	t.Run("reaches every subscriber with the data as a JSON string", func(t *testing.T) {
 		trigger(t, n, "news", "App\\Events\\Headline", map[string]any{"title": "hi", "n": 1})
 		for _, c := range []*pusherclient.Client{a, b} {
-			f := expect(t, c, "App\\Events\\Headline", "news")
+			f := harness.Expect(t, c, "App\\Events\\Headline", "news")
 			assert.True(t, isJSONString(f.Data), "data %s is sent as a JSON string, as Pusher does", f.Data)
 			assert.JSONEq(t, `{"title":"hi","n":1}`, f.Text())
 		}
 	})
 	t.Run("several channels at once", func(t *testing.T) {
 		require.NoError(t, n.Pusher.TriggerMulti([]string{"news", "sports"}, "both", "plain text"))
-		expect(t, a, "both", "news")
-		requireNone(t, a, "both", "sports")
-		fNews, fSports := expect(t, b, "both", "news"), expect(t, b, "both", "sports")
+		harness.Expect(t, a, "both", "news")
+		harness.RequireNone(t, a, "both", "sports")
+		fNews, fSports := harness.Expect(t, b, "both", "news"), harness.Expect(t, b, "both", "sports")
 		assert.Equal(t, "plain text", fNews.Text())
 		assert.Equal(t, "plain text", fSports.Text())
 	})
@@ -129,15 +129,15 @@ func TestTrigger(t *testing.T) {
 	})
 	t.Run("socket_id is excluded", func(t *testing.T) {
 		require.NoError(t, n.Pusher.TriggerExclusive("news", "not-for-a", "x", a.SocketID))
-		expect(t, b, "not-for-a", "news")
-		flush(t, n, "news", a, b)
-		requireNone(t, a, "not-for-a", "news")
+		harness.Expect(t, b, "not-for-a", "news")
+		harness.Flush(t, n, "news", a, b)
+		harness.RequireNone(t, a, "not-for-a", "news")
 
 		_, err := n.Pusher.TriggerWithParams("news", "not-for-b", "y", pusherhttp.TriggerParams{SocketID: &b.SocketID})
 		require.NoError(t, err)
-		expect(t, a, "not-for-b", "news")
-		flush(t, n, "news", a, b)
-		requireNone(t, b, "not-for-b", "news")
+		harness.Expect(t, a, "not-for-b", "news")
+		harness.Flush(t, n, "news", a, b)
+		harness.RequireNone(t, b, "not-for-b", "news")
 	})
 }
 
@@ -147,17 +147,17 @@ func TestEncryptedChannel(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
 	for _, channel := range []string{"private-encrypted-vault", "private-encrypted-cache-vault"} {
-		c := dial(t, n)
-		subscribe(t, n, c, channel)
+		c := harness.Dial(t, n)
+		harness.Subscribe(t, c, channel)
 		require.NoError(t, n.EncryptedPusher().Trigger(channel, "secret", map[string]string{"pin": "1234"}))
-		f := expect(t, c, "secret", channel)
+		f := harness.Expect(t, c, "secret", channel)
 		assert.NotContains(t, string(f.Raw), "1234", "the server sees only ciphertext")
 		assert.JSONEq(t, `{"pin":"1234"}`, decrypt(t, f, n.MasterKey))
 	}
 	// The cached ciphertext is replayed as is and still decrypts.
-	late := dial(t, n)
-	subscribe(t, n, late, "private-encrypted-cache-vault")
-	f := expect(t, late, "secret", "private-encrypted-cache-vault")
+	late := harness.Dial(t, n)
+	harness.Subscribe(t, late, "private-encrypted-cache-vault")
+	f := harness.Expect(t, late, "secret", "private-encrypted-cache-vault")
 	assert.JSONEq(t, `{"pin":"1234"}`, decrypt(t, f, n.MasterKey))
 }
 
@@ -180,10 +180,10 @@ func TestInvalidChannelNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c := dial(t, n)
+			c := harness.Dial(t, n)
 			a := ""
 			if pusher.KindOf(tt.give).Private {
-				a = auth(n, c, tt.give, "")
+				a = harness.Auth(c, tt.give, "")
 			}
 			f, err := c.Subscribe(tt.give, a, "")
 			require.NoError(t, err)
@@ -191,15 +191,15 @@ func TestInvalidChannelNames(t *testing.T) {
 			e, err := f.PusherError()
 			require.NoError(t, err)
 			assert.Equal(t, pusher.CodeGeneric, e.Code)
-			requireOpen(t, c)
-			requireNone(t, c, pusher.EventSubscriptionSucceeded, "")
+			harness.RequireOpen(t, c)
+			harness.RequireNone(t, c, pusher.EventSubscriptionSucceeded, "")
 		})
 	}
 	t.Run("200 characters is fine", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, n)
-		subscribe(t, n, c, "private-"+strings.Repeat("b", 192))
-		subscribe(t, n, c, "a-Z_0-9=@,.;"+strings.Repeat("c", 188))
+		c := harness.Dial(t, n)
+		harness.Subscribe(t, c, "private-"+strings.Repeat("b", 192))
+		harness.Subscribe(t, c, "a-Z_0-9=@,.;"+strings.Repeat("c", 188))
 	})
 }
 
@@ -222,16 +222,16 @@ func TestFailedAuth(t *testing.T) {
 			return c.Auth(n.App.Key, "not-the-secret", ch, ""), ""
 		}},
 		{name: "wrong key", channel: "private-a", give: func(c *pusherclient.Client, ch string) (string, string) {
-			return "other-key" + strings.TrimPrefix(auth(n, c, ch, ""), n.App.Key), ""
+			return "other-key" + strings.TrimPrefix(harness.Auth(c, ch, ""), n.App.Key), ""
 		}},
 		{name: "signed for another socket", channel: "private-a", give: func(_ *pusherclient.Client, ch string) (string, string) {
 			return pusherclient.ChannelAuth(n.App.Key, n.App.Secret, "1.2", ch, ""), ""
 		}},
 		{name: "signed for another channel", channel: "private-a", give: func(c *pusherclient.Client, _ string) (string, string) {
-			return auth(n, c, "private-b", ""), ""
+			return harness.Auth(c, "private-b", ""), ""
 		}},
 		{name: "signature in upper case", channel: "private-a", give: func(c *pusherclient.Client, ch string) (string, string) {
-			a := auth(n, c, ch, "")
+			a := harness.Auth(c, ch, "")
 			return n.App.Key + ":" + strings.ToUpper(strings.TrimPrefix(a, n.App.Key+":")), ""
 		}},
 		{name: "encrypted channel", channel: "private-encrypted-a", give: func(*pusherclient.Client, string) (string, string) { return "x:y", "" }},
@@ -239,24 +239,24 @@ func TestFailedAuth(t *testing.T) {
 		{name: "private cache channel", channel: "private-cache-a", give: func(*pusherclient.Client, string) (string, string) { return "", "" }},
 		{name: "presence without auth", channel: "presence-a", give: func(*pusherclient.Client, string) (string, string) { return "", channelData }},
 		{name: "presence with other channel_data", channel: "presence-a", give: func(c *pusherclient.Client, ch string) (string, string) {
-			return auth(n, c, ch, `{"user_id":"1"}`), channelData
+			return harness.Auth(c, ch, `{"user_id":"1"}`), channelData
 		}},
 		{name: "presence-cache signed without channel_data", channel: "presence-cache-a", give: func(c *pusherclient.Client, ch string) (string, string) {
-			return auth(n, c, ch, ""), channelData
+			return harness.Auth(c, ch, ""), channelData
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			channel := unique(tt.channel)
-			watcher := dial(t, n)
+			watcher := harness.Dial(t, n)
 			if pusher.KindOf(channel).Presence {
-				f := joinPresence(t, n, watcher, channel, "watcher", nil)
+				f := harness.JoinPresence(t, watcher, channel, "watcher", nil)
 				require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "%s", f)
 			} else {
-				subscribe(t, n, watcher, channel)
+				harness.Subscribe(t, watcher, channel)
 			}
-			c := dial(t, n)
+			c := harness.Dial(t, n)
 			a, data := tt.give(c, channel)
 			f, err := c.Subscribe(channel, a, data)
 			require.NoError(t, err)
@@ -269,11 +269,11 @@ func TestFailedAuth(t *testing.T) {
 
 			// Not subscribed: neither an event nor a member change reaches it.
 			trigger(t, n, channel, "secret", "x")
-			flush(t, n, channel, watcher)
+			harness.Flush(t, n, channel, watcher)
 			barrier(t, c)
-			requireNone(t, c, "secret", channel)
-			requireNone(t, c, pusher.EventSubscriptionSucceeded, "")
-			requireOpen(t, c)
+			harness.RequireNone(t, c, "secret", channel)
+			harness.RequireNone(t, c, pusher.EventSubscriptionSucceeded, "")
+			harness.RequireOpen(t, c)
 		})
 	}
 }
@@ -284,21 +284,21 @@ func TestFailedAuth(t *testing.T) {
 func TestSubscriptionsPerSocketAreBounded(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
-	c := dial(t, n)
+	c := harness.Dial(t, n)
 	for i := range membership.MaxChannelsPerSocket {
 		require.NoError(t, c.SendSubscribe(fmt.Sprintf("bounded-%d", i), "", ""))
 	}
 	last := fmt.Sprintf("bounded-%d", membership.MaxChannelsPerSocket-1)
-	expect(t, c, pusher.EventSubscriptionSucceeded, last)
+	harness.Expect(t, c, pusher.EventSubscriptionSucceeded, last)
 
 	f, err := c.Subscribe("one-too-many", "", "")
 	require.NoError(t, err)
 	require.Equal(t, pusher.EventSubscriptionError, f.Event, "%s", f)
 	assert.Contains(t, string(f.Data), `"status":403`)
-	requireOpen(t, c)
+	harness.RequireOpen(t, c)
 
 	require.NoError(t, c.Unsubscribe("bounded-0"))
-	subscribe(t, n, c, "one-too-many")
+	harness.Subscribe(t, c, "one-too-many")
 	trigger(t, n, "one-too-many", "still-served", "yes")
-	expect(t, c, "still-served", "one-too-many")
+	harness.Expect(t, c, "still-served", "one-too-many")
 }

@@ -17,9 +17,9 @@ import (
 // on presence channels).
 func pair(t testing.TB, n *harness.Node, channel string) (sender, receiver *pusherclient.Client) {
 	t.Helper()
-	sender, receiver = dial(t, n), dial(t, n)
-	join(t, n, sender, channel, "1")
-	join(t, n, receiver, channel, "2")
+	sender, receiver = harness.Dial(t, n), harness.Dial(t, n)
+	join(t, sender, channel, "1")
+	join(t, receiver, channel, "2")
 	return sender, receiver
 }
 
@@ -28,10 +28,10 @@ func pair(t testing.TB, n *harness.Node, channel string) (sender, receiver *push
 func requireRelayed(t testing.TB, n *harness.Node, channel string, sender, receiver *pusherclient.Client) pusherclient.Frame {
 	t.Helper()
 	require.NoError(t, sender.Trigger("client-typing", channel, map[string]any{"who": "me", "n": 1}))
-	f := expect(t, receiver, "client-typing", channel)
+	f := harness.Expect(t, receiver, "client-typing", channel)
 	assert.JSONEq(t, `{"who":"me","n":1}`, string(f.Data), "client event data is relayed as sent")
-	flush(t, n, channel, sender, receiver)
-	requireNone(t, sender, "client-typing", channel)
+	harness.Flush(t, n, channel, sender, receiver)
+	harness.RequireNone(t, sender, "client-typing", channel)
 	require.NoError(t, sender.ExpectNone(pusher.EventError, 0))
 	return f
 }
@@ -42,11 +42,11 @@ func requireRelayed(t testing.TB, n *harness.Node, channel string, sender, recei
 func requireRefused(t testing.TB, n *harness.Node, channel string, sender, receiver *pusherclient.Client) {
 	t.Helper()
 	require.NoError(t, sender.Trigger("client-typing", channel, map[string]any{"who": "me"}))
-	requireError(t, sender, pusher.CodeClientEventBlocked)
-	requireOpen(t, sender)
+	harness.RequireError(t, sender, pusher.CodeClientEventBlocked)
+	harness.RequireOpen(t, sender)
 	if receiver != nil {
-		flush(t, n, channel, receiver)
-		requireNone(t, receiver, "client-typing", channel)
+		harness.Flush(t, n, channel, receiver)
+		harness.RequireNone(t, receiver, "client-typing", channel)
 	}
 }
 
@@ -94,7 +94,7 @@ func TestClientEventsFromMembers(t *testing.T) {
 	})
 	t.Run("not subscribed: refused", func(t *testing.T) {
 		t.Parallel()
-		outsider := dial(t, n)
+		outsider := harness.Dial(t, n)
 		_, receiver := pair(t, n, "private-closed")
 		requireRefused(t, n, "private-closed", outsider, receiver)
 	})
@@ -106,10 +106,10 @@ func TestClientEventsFromMembers(t *testing.T) {
 	})
 	t.Run("no channel: refused", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, n)
+		c := harness.Dial(t, n)
 		require.NoError(t, c.Trigger("client-nowhere", "", map[string]any{}))
-		requireError(t, c, pusher.CodeClientEventBlocked)
-		requireOpen(t, c)
+		harness.RequireError(t, c, pusher.CodeClientEventBlocked)
+		harness.RequireOpen(t, c)
 	})
 	t.Run("rate limit: 10 per second, then 4301", func(t *testing.T) {
 		t.Parallel()
@@ -129,7 +129,7 @@ func TestClientEventsFromMembers(t *testing.T) {
 			}
 		}
 		assert.Positive(t, refused, "a burst of %d must hit the limit of 10 per second", burst)
-		flush(t, n, "private-burst", receiver)
+		harness.Flush(t, n, "private-burst", receiver)
 		relayed := 0
 		for _, f := range receiver.Pending() {
 			if f.Event == "client-burst" {
@@ -138,7 +138,7 @@ func TestClientEventsFromMembers(t *testing.T) {
 		}
 		assert.GreaterOrEqual(t, relayed, 10, "the first 10 pass")
 		assert.Equal(t, burst, relayed+refused, "each event is either relayed or refused")
-		requireOpen(t, sender)
+		harness.RequireOpen(t, sender)
 	})
 }
 

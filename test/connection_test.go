@@ -19,8 +19,8 @@ func TestConnectionEstablished(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, func(c *app.Config) { c.Apps[0].ActivityTimeout = 42 * time.Second })
 
-	a := dial(t, n)
-	b := dial(t, n)
+	a := harness.Dial(t, n)
+	b := harness.Dial(t, n)
 
 	socketID := regexp.MustCompile(`^\d+\.\d+$`)
 	assert.Regexp(t, socketID, a.SocketID)
@@ -32,15 +32,15 @@ func TestConnectionEstablished(t *testing.T) {
 func TestPings(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
-	c := dial(t, n)
+	c := harness.Dial(t, n)
 
 	t.Run("pusher:ping gets pusher:pong", func(t *testing.T) {
 		require.NoError(t, c.Send(pusher.EventPing, "", map[string]any{}))
-		expect(t, c, pusher.EventPong, "")
+		harness.Expect(t, c, pusher.EventPong, "")
 	})
 	t.Run("WebSocket ping frame gets a pong frame with its payload", func(t *testing.T) {
 		require.NoError(t, c.PingFrame([]byte("hello")))
-		f := expect(t, c, pusherclient.EventControlPong, "")
+		f := harness.Expect(t, c, pusherclient.EventControlPong, "")
 		assert.Equal(t, "hello", string(f.Raw))
 	})
 }
@@ -55,14 +55,14 @@ func TestLiveness(t *testing.T) {
 	n := harness.Start(t, func(c *app.Config) { c.Apps[0].PingInterval = 2 * time.Second })
 	const cycle = wait // one ping interval plus one pong window, with ample slack
 
-	silentNew := dial(t, n)
-	silentSubscribed := dial(t, n)
-	subscribe(t, n, silentSubscribed, "liveness")
-	answering := dialWith(t, n, pusherclient.Options{AnswerPings: true})
-	subscribe(t, n, answering, "liveness")
-	controlPong := dial(t, n)
+	silentNew := harness.Dial(t, n)
+	silentSubscribed := harness.Dial(t, n)
+	harness.Subscribe(t, silentSubscribed, "liveness")
+	answering := harness.DialWith(t, n, pusherclient.Options{AnswerPings: true})
+	harness.Subscribe(t, answering, "liveness")
+	controlPong := harness.Dial(t, n)
 	require.NoError(t, controlPong.PingFrame(nil)) // the client speaks control frames
-	controlSilent := dialWith(t, n, pusherclient.Options{NoControlPong: true})
+	controlSilent := harness.DialWith(t, n, pusherclient.Options{NoControlPong: true})
 	require.NoError(t, controlSilent.PingFrame(nil))
 
 	tests := []struct {
@@ -78,20 +78,20 @@ func TestLiveness(t *testing.T) {
 			require.NoError(t, err)
 			_, err = tt.give.ExpectFunc(pusherclient.Match(pusher.EventError, ""), cycle)
 			require.NoError(t, err)
-			requireClosed(t, tt.give, pusher.CodePongTimeout)
+			harness.RequireClosed(t, tt.give, pusher.CodePongTimeout)
 		})
 	}
 	t.Run("socket that ignores WebSocket pings is closed with 4201", func(t *testing.T) {
 		_, err := controlSilent.Expect(pusherclient.EventControlPing, "", cycle)
 		require.NoError(t, err)
-		requireFatal(t, controlSilent, pusher.CodePongTimeout)
+		harness.RequireFatal(t, controlSilent, pusher.CodePongTimeout)
 	})
 	t.Run("socket that answers pusher:ping stays open", func(t *testing.T) {
 		for range 3 {
 			_, err := answering.Expect(pusher.EventPing, "", cycle)
 			require.NoError(t, err)
 		}
-		requireOpen(t, answering)
+		harness.RequireOpen(t, answering)
 		require.NoError(t, answering.ExpectNone(pusher.EventError, 0))
 	})
 	t.Run("socket that answers with WebSocket pong frames stays open", func(t *testing.T) {
@@ -99,7 +99,7 @@ func TestLiveness(t *testing.T) {
 			_, err := controlPong.Expect(pusherclient.EventControlPing, "", cycle)
 			require.NoError(t, err)
 		}
-		requireOpen(t, controlPong)
+		harness.RequireOpen(t, controlPong)
 		require.NoError(t, controlPong.ExpectNone(pusher.EventError, 0))
 	})
 }
@@ -122,13 +122,13 @@ func TestProtocolVersion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run("protocol="+tt.give, func(t *testing.T) {
 			t.Parallel()
-			c := connect(t, n.WSURLProtocol(n.App.Key, tt.give), nil)
+			c := harness.Connect(t, n.WSURLProtocol(n.App.Key, tt.give), nil)
 			if tt.want == 0 {
-				expect(t, c, pusher.EventConnectionEstablished, "")
-				requireOpen(t, c)
+				harness.Expect(t, c, pusher.EventConnectionEstablished, "")
+				harness.RequireOpen(t, c)
 				return
 			}
-			requireFatal(t, c, tt.want)
+			harness.RequireFatal(t, c, tt.want)
 			require.NoError(t, c.ExpectNone(pusher.EventConnectionEstablished, 0))
 		})
 	}
@@ -137,8 +137,8 @@ func TestProtocolVersion(t *testing.T) {
 func TestUnknownAppKey(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
-	c := connect(t, n.WSURL("no-such-key"), nil)
-	requireFatal(t, c, pusher.CodeAppNotFound)
+	c := harness.Connect(t, n.WSURL("no-such-key"), nil)
+	harness.RequireFatal(t, c, pusher.CodeAppNotFound)
 	require.NoError(t, c.ExpectNone(pusher.EventConnectionEstablished, 0))
 }
 
@@ -163,13 +163,13 @@ func TestAllowedOrigins(t *testing.T) {
 			if tt.give != "" {
 				header.Set("Origin", tt.give)
 			}
-			c := connect(t, n.WSURL(n.App.Key), header)
+			c := harness.Connect(t, n.WSURL(n.App.Key), header)
 			if tt.want == 0 {
-				expect(t, c, pusher.EventConnectionEstablished, "")
-				requireOpen(t, c)
+				harness.Expect(t, c, pusher.EventConnectionEstablished, "")
+				harness.RequireOpen(t, c)
 				return
 			}
-			requireFatal(t, c, tt.want)
+			harness.RequireFatal(t, c, tt.want)
 			require.NoError(t, c.ExpectNone(pusher.EventConnectionEstablished, 0))
 		})
 	}
@@ -178,11 +178,11 @@ func TestAllowedOrigins(t *testing.T) {
 func TestMaxConnections(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, func(c *app.Config) { c.Apps[0].MaxConnections = 2 })
-	first := dial(t, n)
-	dial(t, n)
+	first := harness.Dial(t, n)
+	harness.Dial(t, n)
 
-	third := connect(t, n.WSURL(n.App.Key), nil)
-	requireFatal(t, third, pusher.CodeOverQuota)
+	third := harness.Connect(t, n.WSURL(n.App.Key), nil)
+	harness.RequireFatal(t, third, pusher.CodeOverQuota)
 	require.NoError(t, third.ExpectNone(pusher.EventConnectionEstablished, 0))
 
 	// Once a socket leaves, its place is free again. The server forgets it
@@ -201,13 +201,13 @@ func TestMaxConnections(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
-	idle := dial(t, n)
-	subscribed := dial(t, n)
-	subscribe(t, n, subscribed, "news")
+	idle := harness.Dial(t, n)
+	subscribed := harness.Dial(t, n)
+	harness.Subscribe(t, subscribed, "news")
 
 	n.Stop()
 
 	for _, c := range []*pusherclient.Client{idle, subscribed} {
-		requireFatal(t, c, pusher.CodeGeneric)
+		harness.RequireFatal(t, c, pusher.CodeGeneric)
 	}
 }

@@ -2,5 +2,7 @@
 // by test/harness, driven over real sockets by test/pusherclient (the
 // WebSocket side, as pusher-js speaks it) and pusher-http-go (the HTTP API,
 // as a Laravel or Go backend calls it). Each test starts its own node, so no
-// state leaks between tests.
+// state leaks between tests. The client helpers (harness.Dial, Subscribe,
+// Expect, Flush…) and the webhook receiver (test/hookrecv) are shared with
+// test/cluster.
 package e2e

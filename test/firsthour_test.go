@@ -131,7 +131,7 @@ func TestRestartOnTheSamePort(t *testing.T) {
 	c, err := pusherclient.Dial(next.WSURL())
 	require.NoError(t, err, "the new process serves")
 	require.NoError(t, c.Close())
-	requireOpen(t, held) // the old socket is still served meanwhile
+	harness.RequireOpen(t, held) // the old socket is still served meanwhile
 	code, _, err := held.WaitClosed(10 * time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, 4200, code, "the old one closes its sockets after the grace period")

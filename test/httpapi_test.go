@@ -70,15 +70,15 @@ func (r signedRequest) do(t testing.TB, n *harness.Node) (int, map[string]any) {
 func TestEventsAPISignature(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
-	c := dial(t, n)
-	subscribe(t, n, c, "api")
+	c := harness.Dial(t, n)
+	harness.Subscribe(t, c, "api")
 	body := []byte(`{"name":"signed","channels":["api"],"data":"{\"ok\":true}"}`)
 	valid := signedRequest{appID: n.App.ID, key: n.App.Key, secret: n.App.Secret, body: body, timestamp: time.Now()}
 
 	t.Run("signed", func(t *testing.T) {
 		status, answer := valid.do(t, n)
 		require.Equal(t, http.StatusOK, status, "%v", answer)
-		f := expect(t, c, "signed", "api")
+		f := harness.Expect(t, c, "signed", "api")
 		assert.JSONEq(t, `{"ok":true}`, f.Text())
 	})
 
@@ -117,8 +117,8 @@ func TestEventsAPISignature(t *testing.T) {
 		})
 	}
 	t.Run("refused requests reach nobody", func(t *testing.T) {
-		flush(t, n, "api", c)
-		requireNone(t, c, "signed", "api")
+		harness.Flush(t, n, "api", c)
+		harness.RequireNone(t, c, "signed", "api")
 	})
 	t.Run("pusher-http-go with the wrong secret", func(t *testing.T) {
 		bad := n.PusherFor(n.App)
@@ -134,10 +134,10 @@ func TestEventsAPISignature(t *testing.T) {
 func TestServerPath(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, func(c *app.Config) { c.Server.Path = "/ws" })
-	c := dial(t, n) // WSURL includes the prefix
-	subscribe(t, n, c, "prefixed")
+	c := harness.Dial(t, n) // WSURL includes the prefix
+	harness.Subscribe(t, c, "prefixed")
 	trigger(t, n, "prefixed", "hello", "there")
-	assert.Equal(t, "there", expect(t, c, "hello", "prefixed").Text())
+	assert.Equal(t, "there", harness.Expect(t, c, "hello", "prefixed").Text())
 
 	resp, err := n.HTTP.Get(n.HTTPURL + "/ws/up")
 	require.NoError(t, err)

@@ -28,11 +28,11 @@ func startPresenceNode(t *testing.T) *harness.Node {
 }
 
 // requireJoined requires subscription_succeeded and returns its member list.
-func requireJoined(t testing.TB, f pusherclient.Frame) presenceList {
+func requireJoined(t testing.TB, f pusherclient.Frame) pusherclient.PresenceList {
 	t.Helper()
 	require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "%s", f)
-	var p presenceList
-	require.NoError(t, f.DecodeData(&p), "ids must be strings")
+	p, err := f.PresenceList()
+	require.NoError(t, err, "ids must be strings")
 	return p
 }
 
@@ -53,52 +53,52 @@ func TestPresenceMembers(t *testing.T) {
 	t.Parallel()
 	n := startPresenceNode(t)
 	const channel = "presence-room"
-	ann1, bob, ann2 := dial(t, n), dial(t, n), dial(t, n)
+	ann1, bob, ann2 := harness.Dial(t, n), harness.Dial(t, n), harness.Dial(t, n)
 
-	p := requireJoined(t, joinPresence(t, n, ann1, channel, "ann", map[string]string{"name": "Ann"}))
+	p := requireJoined(t, harness.JoinPresence(t, ann1, channel, "ann", map[string]string{"name": "Ann"}))
 	assert.Equal(t, []string{"ann"}, p.Presence.IDs)
 	assert.Equal(t, 1, p.Presence.Count)
 	assert.JSONEq(t, `{"name":"Ann"}`, string(p.Presence.Hash["ann"]))
 
-	p = requireJoined(t, joinPresence(t, n, bob, channel, "bob", map[string]string{"name": "Bob"}))
+	p = requireJoined(t, harness.JoinPresence(t, bob, channel, "bob", map[string]string{"name": "Bob"}))
 	assert.ElementsMatch(t, []string{"ann", "bob"}, p.Presence.IDs)
 	assert.Equal(t, 2, p.Presence.Count)
 	assert.JSONEq(t, `{"name":"Ann"}`, string(p.Presence.Hash["ann"]))
 	assert.JSONEq(t, `{"name":"Bob"}`, string(p.Presence.Hash["bob"]))
 
-	added := decodeMember(t, expect(t, ann1, pusher.EventMemberAdded, channel))
+	added := decodeMember(t, harness.Expect(t, ann1, pusher.EventMemberAdded, channel))
 	assert.Equal(t, "bob", added.UserID)
 	assert.JSONEq(t, `{"name":"Bob"}`, string(added.UserInfo))
 
 	t.Run("a user's second socket is not announced", func(t *testing.T) {
-		p := requireJoined(t, joinPresence(t, n, ann2, channel, "ann", map[string]string{"name": "Ann"}))
+		p := requireJoined(t, harness.JoinPresence(t, ann2, channel, "ann", map[string]string{"name": "Ann"}))
 		assert.ElementsMatch(t, []string{"ann", "bob"}, p.Presence.IDs)
 		assert.Equal(t, 2, p.Presence.Count)
-		flush(t, n, channel, ann1, bob, ann2)
-		requireNone(t, bob, pusher.EventMemberAdded, channel)
-		requireNone(t, ann1, pusher.EventMemberAdded, channel)
-		requireNone(t, ann2, pusher.EventMemberAdded, channel)
+		harness.Flush(t, n, channel, ann1, bob, ann2)
+		harness.RequireNone(t, bob, pusher.EventMemberAdded, channel)
+		harness.RequireNone(t, ann1, pusher.EventMemberAdded, channel)
+		harness.RequireNone(t, ann2, pusher.EventMemberAdded, channel)
 	})
 	t.Run("the joining socket does not hear about itself", func(t *testing.T) {
-		requireNone(t, bob, pusher.EventMemberAdded, channel)
+		harness.RequireNone(t, bob, pusher.EventMemberAdded, channel)
 	})
 	t.Run("a user's last socket but one leaving is not announced", func(t *testing.T) {
 		require.NoError(t, ann2.Unsubscribe(channel))
 		barrier(t, ann2)
-		flush(t, n, channel, ann1, bob)
-		requireNone(t, bob, pusher.EventMemberRemoved, channel)
-		requireNone(t, ann1, pusher.EventMemberRemoved, channel)
+		harness.Flush(t, n, channel, ann1, bob)
+		harness.RequireNone(t, bob, pusher.EventMemberRemoved, channel)
+		harness.RequireNone(t, ann1, pusher.EventMemberRemoved, channel)
 	})
 	t.Run("a user's last socket leaving is announced", func(t *testing.T) {
 		require.NoError(t, ann1.Close())
-		removed := decodeMember(t, expect(t, bob, pusher.EventMemberRemoved, channel))
+		removed := decodeMember(t, harness.Expect(t, bob, pusher.EventMemberRemoved, channel))
 		assert.Equal(t, "ann", removed.UserID)
-		flush(t, n, channel, bob)
-		requireNone(t, bob, pusher.EventMemberRemoved, channel) // exactly one
+		harness.Flush(t, n, channel, bob)
+		harness.RequireNone(t, bob, pusher.EventMemberRemoved, channel) // exactly one
 	})
 	t.Run("the member list follows", func(t *testing.T) {
-		late := dial(t, n)
-		p := requireJoined(t, joinPresence(t, n, late, channel, "cid", nil))
+		late := harness.Dial(t, n)
+		p := requireJoined(t, harness.JoinPresence(t, late, channel, "cid", nil))
 		assert.ElementsMatch(t, []string{"bob", "cid"}, p.Presence.IDs)
 		assert.Equal(t, 2, p.Presence.Count)
 	})
@@ -110,10 +110,10 @@ func TestPresenceIntegerUserIDs(t *testing.T) {
 	t.Parallel()
 	n := startPresenceNode(t)
 	const channel = "presence-numbers"
-	ten, twenty := dial(t, n), dial(t, n)
+	ten, twenty := harness.Dial(t, n), harness.Dial(t, n)
 
-	requireJoined(t, joinPresence(t, n, ten, channel, 10, nil))
-	f := joinPresence(t, n, twenty, channel, 20, map[string]int{"age": 3})
+	requireJoined(t, harness.JoinPresence(t, ten, channel, 10, nil))
+	f := harness.JoinPresence(t, twenty, channel, 20, map[string]int{"age": 3})
 	require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "%s", f)
 	var raw struct {
 		Presence struct {
@@ -129,12 +129,12 @@ func TestPresenceIntegerUserIDs(t *testing.T) {
 	assert.Contains(t, raw.Presence.Hash, "10")
 	assert.Contains(t, raw.Presence.Hash, "20")
 
-	added := expect(t, ten, pusher.EventMemberAdded, channel)
+	added := harness.Expect(t, ten, pusher.EventMemberAdded, channel)
 	assert.True(t, isJSONString(rawField(t, []byte(added.Text()), "user_id")), "member_added user_id: %s", added)
 	assert.Equal(t, "20", decodeMember(t, added).UserID)
 
 	require.NoError(t, twenty.Close())
-	removed := expect(t, ten, pusher.EventMemberRemoved, channel)
+	removed := harness.Expect(t, ten, pusher.EventMemberRemoved, channel)
 	assert.True(t, isJSONString(rawField(t, []byte(removed.Text()), "user_id")), "member_removed user_id: %s", removed)
 	assert.Equal(t, "20", decodeMember(t, removed).UserID)
 }
@@ -148,21 +148,21 @@ func TestPresenceLimits(t *testing.T) {
 		const channel = "presence-full"
 		sockets := make([]*pusherclient.Client, presenceMembers)
 		for i := range sockets {
-			sockets[i] = dial(t, n)
-			requireJoined(t, joinPresence(t, n, sockets[i], channel, i+1, nil))
+			sockets[i] = harness.Dial(t, n)
+			requireJoined(t, harness.JoinPresence(t, sockets[i], channel, i+1, nil))
 		}
-		extra := dial(t, n)
-		f := joinPresence(t, n, extra, channel, "one-too-many", nil)
+		extra := harness.Dial(t, n)
+		f := harness.JoinPresence(t, extra, channel, "one-too-many", nil)
 		require.Equal(t, pusher.EventSubscriptionError, f.Event, "%s", f)
 		require.Equal(t, channel, f.Channel)
-		requireOpen(t, extra)
+		harness.RequireOpen(t, extra)
 
 		// Another socket of a member is no new member.
-		again := dial(t, n)
-		requireJoined(t, joinPresence(t, n, again, channel, 1, nil))
+		again := harness.Dial(t, n)
+		requireJoined(t, harness.JoinPresence(t, again, channel, 1, nil))
 
 		// The refused user is not a member: nobody heard of it.
-		flush(t, n, channel, sockets...)
+		harness.Flush(t, n, channel, sockets...)
 		for _, s := range sockets {
 			for _, f := range s.Pending() {
 				if f.Event == pusher.EventMemberAdded {
@@ -174,30 +174,30 @@ func TestPresenceLimits(t *testing.T) {
 		// Once a member leaves there is room again.
 		require.NoError(t, sockets[2].Unsubscribe(channel))
 		barrier(t, sockets[2])
-		requireJoined(t, joinPresence(t, n, extra, channel, "one-too-many", nil))
+		requireJoined(t, harness.JoinPresence(t, extra, channel, "one-too-many", nil))
 	})
 	t.Run("user_info size", func(t *testing.T) {
 		t.Parallel()
 		const channel = "presence-info"
-		c := dial(t, n)
+		c := harness.Dial(t, n)
 		big := map[string]string{"bio": strings.Repeat("x", presenceUserInfo)}
-		f := joinPresence(t, n, c, channel, "big", big)
+		f := harness.JoinPresence(t, c, channel, "big", big)
 		require.Equal(t, pusher.EventSubscriptionError, f.Event, "%s", f)
 		require.Equal(t, channel, f.Channel)
-		requireOpen(t, c)
+		harness.RequireOpen(t, c)
 
 		small := map[string]string{"bio": strings.Repeat("x", presenceUserInfo/2)}
-		requireJoined(t, joinPresence(t, n, c, channel, "small", small))
+		requireJoined(t, harness.JoinPresence(t, c, channel, "small", small))
 	})
 	t.Run("channel_data without user_id", func(t *testing.T) {
 		t.Parallel()
 		const channel = "presence-anonymous"
-		c := dial(t, n)
+		c := harness.Dial(t, n)
 		data := `{"user_info":{"name":"nobody"}}`
-		f, err := c.Subscribe(channel, auth(n, c, channel, data), data)
+		f, err := c.Subscribe(channel, harness.Auth(c, channel, data), data)
 		require.NoError(t, err)
 		require.Equal(t, pusher.EventSubscriptionError, f.Event, "%s", f)
 		require.Equal(t, channel, f.Channel)
-		requireOpen(t, c)
+		harness.RequireOpen(t, c)
 	})
 }

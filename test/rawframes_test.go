@@ -13,7 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/test/harness"
+	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
 // rawSocket is a WebSocket client that writes whatever bytes a test gives
@@ -40,7 +42,7 @@ func dialRaw(t *testing.T, n *harness.Node, early []byte) *rawSocket {
 	resp, err := http.ReadResponse(s.br, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	s.expectText(t, "pusher:connection_established")
+	s.expectText(t, pusher.EventConnectionEstablished)
 	return s
 }
 
@@ -91,13 +93,14 @@ func (s *rawSocket) next() (op byte, payload []byte, err error) {
 	return h[0], payload, err
 }
 
-// expectText reads until a text frame containing want.
+// expectText reads until a text frame with event want, decoded as
+// pusherclient decodes every frame.
 func (s *rawSocket) expectText(t *testing.T, want string) {
 	t.Helper()
 	for {
 		op, payload, err := s.next()
 		require.NoError(t, err, "waiting for a text frame with %q", want)
-		if op == 0x81 && strings.Contains(string(payload), want) {
+		if op == 0x81 && pusherclient.DecodeFrame(false, payload).Event == want {
 			return
 		}
 		require.NotEqual(t, byte(0x88), op, "closed while waiting for %q: %v", want, payload)
@@ -133,7 +136,7 @@ func TestEarlyFrame(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, nil)
 	s := dialRaw(t, n, maskedFrame(0x81, pusherPing))
-	s.expectText(t, "pusher:pong")
+	s.expectText(t, pusher.EventPong)
 }
 
 // TestRawFrames covers WebSocket framing that client libraries rarely
@@ -146,17 +149,17 @@ func TestRawFrames(t *testing.T) {
 	tests := []struct {
 		name   string
 		give   [][]byte // written one after another
-		answer string   // a text frame containing this, or
+		answer string   // a text frame with this event, or
 		pong   string   // a WebSocket pong with this payload, then answer, or
 		close  int      // a close frame with this code
 	}{
 		{name: "fragments with a ping between them", give: [][]byte{
 			maskedFrame(0x01, pusherPing[:10]), maskedFrame(0x89, "are you there"),
 			maskedFrame(0x00, pusherPing[10:20]), maskedFrame(0x80, pusherPing[20:]),
-		}, pong: "are you there", answer: "pusher:pong"},
-		{name: "a frame written a byte at a time", give: splitBytes(maskedFrame(0x81, pusherPing)), answer: "pusher:pong"},
+		}, pong: "are you there", answer: pusher.EventPong},
+		{name: "a frame written a byte at a time", give: splitBytes(maskedFrame(0x81, pusherPing)), answer: pusher.EventPong},
 		{name: "a frame larger than the read buffer", give: [][]byte{maskedFrame(0x81,
-			`{"event":"pusher:ping","data":{"pad":"`+strings.Repeat("p", 3000)+`"}}`)}, answer: "pusher:pong"},
+			`{"event":"pusher:ping","data":{"pad":"`+strings.Repeat("p", 3000)+`"}}`)}, answer: pusher.EventPong},
 		{name: "unmasked frame", give: [][]byte{append([]byte{0x81, byte(len(pusherPing))}, pusherPing...)}, close: 1002},
 		{name: "reserved bit set", give: [][]byte{maskedFrame(0xC1, pusherPing)}, close: 1002},
 		{name: "unknown opcode", give: [][]byte{maskedFrame(0x83, "")}, close: 1002},

@@ -60,18 +60,18 @@ func TestSlowConsumer(t *testing.T) {
 		floods  = 13          // triggers on the non-reader's 100 own channels
 		floodAt = events - 50 // the last 50 events reach the readers after the cut
 	)
-	slow := dialWith(t, n, pusherclient.Options{Paused: true, ReceiveBuffer: 4096})
-	subscribe(t, n, slow, channel)
+	slow := harness.DialWith(t, n, pusherclient.Options{Paused: true, ReceiveBuffer: 4096})
+	harness.Subscribe(t, slow, channel)
 	floodChannels := make([]string, 100)
 	for i := range floodChannels {
 		floodChannels[i] = fmt.Sprintf("flood-%d", i)
-		subscribe(t, n, slow, floodChannels[i])
+		harness.Subscribe(t, slow, floodChannels[i])
 	}
 
 	clients := make([]*pusherclient.Client, readers)
 	for i := range clients {
-		clients[i] = dial(t, n)
-		subscribe(t, n, clients[i], channel)
+		clients[i] = harness.Dial(t, n)
+		harness.Subscribe(t, clients[i], channel)
 	}
 
 	// Each reader checks its events, in order, on its own goroutine.
@@ -144,7 +144,7 @@ func TestSlowConsumer(t *testing.T) {
 		require.NoError(t, err)
 	}
 	for _, c := range clients {
-		requireOpen(t, c)
+		harness.RequireOpen(t, c)
 	}
 
 	// The non-reader got a prefix of the events, then 4100.

@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,7 +64,7 @@ func TestReadmeSnippets(t *testing.T) {
 			cmd.Dir = jsclient.Dir()
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			cmd.Stdin = strings.NewReader(code)
-			var out syncBuffer
+			var out harness.SyncBuffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			require.NoError(t, cmd.Start())
 			exited := make(chan struct{})
@@ -107,22 +105,4 @@ func nodeMajor(t *testing.T, node string) int {
 	n, err := strconv.Atoi(major)
 	require.NoError(t, err, "node --version said %q", v)
 	return n
-}
-
-// syncBuffer is a bytes.Buffer for two writers and a reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -112,9 +112,9 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	assert.False(t, link, "no Redis link gauge with scaling off")
 
 	// Connect and subscribe.
-	sender, receiver := dial(t, n), dial(t, n)
-	subscribe(t, n, sender, channel)
-	subscribe(t, n, receiver, channel)
+	sender, receiver := harness.Dial(t, n), harness.Dial(t, n)
+	harness.Subscribe(t, sender, channel)
+	harness.Subscribe(t, receiver, channel)
 	s := eventually(t, url, "two sockets on one channel", func(s scraped) bool {
 		return s.get("fizz_connections", app...) == 2 && s.get("fizz_subscriptions", app...) == 2
 	})
@@ -123,8 +123,8 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 
 	// Receive: an event through the HTTP API reaches both sockets.
 	trigger(t, n, channel, "order-shipped", map[string]int{"id": 7})
-	expect(t, sender, "order-shipped", channel)
-	expect(t, receiver, "order-shipped", channel)
+	harness.Expect(t, sender, "order-shipped", channel)
+	harness.Expect(t, receiver, "order-shipped", channel)
 
 	// Send client events over the rate limit (10 per second per socket).
 	const burst = 30
@@ -142,7 +142,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	// The receiver's copies go out on their own: wait for them, so that
 	// the counters below have counted them.
 	for range burst - refused {
-		expect(t, receiver, "client-burst", channel)
+		harness.Expect(t, receiver, "client-burst", channel)
 	}
 
 	// A request with a bad signature, and a listing.

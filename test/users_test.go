@@ -42,7 +42,7 @@ func usersSigninData(a apps.App, c *pusherclient.Client, userData string) map[st
 func usersSignin(t testing.TB, n *harness.Node, c *pusherclient.Client, userData string) {
 	t.Helper()
 	require.NoError(t, c.Send(pusher.EventSignin, "", usersSigninData(n.App, c, userData)))
-	expect(t, c, usersSigninSuccess, "")
+	harness.Expect(t, c, usersSigninSuccess, "")
 }
 
 // usersWatchEvent is one entry of a watchlist_events frame.
@@ -55,7 +55,7 @@ type usersWatchEvent struct {
 // returns its events, each entry's users sorted.
 func usersWatchFrame(t testing.TB, c *pusherclient.Client) []usersWatchEvent {
 	t.Helper()
-	f := expect(t, c, usersWatchlistEvent, "")
+	f := harness.Expect(t, c, usersWatchlistEvent, "")
 	var body struct {
 		Events []usersWatchEvent `json:"events"`
 	}
@@ -117,27 +117,27 @@ func TestUsersWatchlistFrames(t *testing.T) {
 	n := harness.Start(t, nil)
 
 	// User 7 signs in with a numeric id before anyone watches.
-	seven := dial(t, n)
+	seven := harness.Dial(t, n)
 	usersSignin(t, n, seven, `{"id":7}`)
 
-	w := dial(t, n)
+	w := harness.Dial(t, n)
 	require.NoError(t, w.Send(pusher.EventSignin, "", usersSigninData(n.App, w, `{"id":"w","watchlist":["a",7,"b"]}`)))
-	expect(t, w, usersSigninSuccess, "")
+	harness.Expect(t, w, usersSigninSuccess, "")
 	require.Equal(t, usersOne("online", "7"), usersWatchFrame(t, w), "7, a number in the watchlist, is online already")
 
-	nobody := dial(t, n)
+	nobody := harness.Dial(t, n)
 	require.NoError(t, nobody.Send(pusher.EventSignin, "", usersSigninData(n.App, nobody, `{"id":"nobody","watchlist":["x","y"]}`)))
-	expect(t, nobody, usersSigninSuccess, "")
+	harness.Expect(t, nobody, usersSigninSuccess, "")
 	require.Equal(t, []usersWatchEvent{}, usersWatchFrame(t, nobody), "none of x, y is online")
 
 	// Without a watchlist there is no watchlist frame.
-	plain := dial(t, n)
+	plain := harness.Dial(t, n)
 	usersSignin(t, n, plain, `{"id":"plain"}`)
 
-	a := dial(t, n)
+	a := harness.Dial(t, n)
 	usersSignin(t, n, a, `{"id":"a"}`)
 	require.Equal(t, usersOne("online", "a"), usersWatchFrame(t, w))
-	a2 := dial(t, n)
+	a2 := harness.Dial(t, n)
 	usersSignin(t, n, a2, `{"id":"a"}`)
 	// Signed out before it is uncounted: once the count is down, a's
 	// first socket's close has been handled, with a2 still open.
@@ -147,13 +147,13 @@ func TestUsersWatchlistFrames(t *testing.T) {
 	require.Equal(t, usersOne("offline", "7"), usersWatchFrame(t, w), "a's second socket and a's first closing change nothing")
 	require.NoError(t, a2.Close())
 	require.Equal(t, usersOne("offline", "a"), usersWatchFrame(t, w))
-	b := dial(t, n)
+	b := harness.Dial(t, n)
 	usersSignin(t, n, b, `{"id":"b"}`)
 	require.Equal(t, usersOne("online", "b"), usersWatchFrame(t, w))
-	requireOpen(t, plain)
-	requireNone(t, plain, usersWatchlistEvent, "")
-	requireOpen(t, nobody)
-	requireNone(t, nobody, usersWatchlistEvent, "")
+	harness.RequireOpen(t, plain)
+	harness.RequireNone(t, plain, usersWatchlistEvent, "")
+	harness.RequireOpen(t, nobody)
+	harness.RequireNone(t, nobody, usersWatchlistEvent, "")
 
 	// 101 entries are refused, naming the limit; the socket stays open
 	// and not signed in; 100 are fine.
@@ -161,15 +161,15 @@ func TestUsersWatchlistFrames(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("u%d", i)
 	}
-	big := dial(t, n)
+	big := harness.Dial(t, n)
 	data, err := json.Marshal(map[string]any{"id": "big", "watchlist": ids})
 	require.NoError(t, err)
 	require.NoError(t, big.Send(pusher.EventSignin, "", usersSigninData(n.App, big, string(data))))
-	msg := requireError(t, big, pusher.CodeGeneric)
+	msg := harness.RequireError(t, big, pusher.CodeGeneric)
 	assert.Contains(t, msg, "100", "the error names the limit")
-	requireOpen(t, big)
-	requireNone(t, big, usersSigninSuccess, "")
-	requireNone(t, big, usersWatchlistEvent, "")
+	harness.RequireOpen(t, big)
+	harness.RequireNone(t, big, usersSigninSuccess, "")
+	harness.RequireNone(t, big, usersWatchlistEvent, "")
 	f, err := big.Subscribe("#server-to-user-big", "", "")
 	require.NoError(t, err)
 	require.NotEqual(t, pusher.EventSubscriptionSucceeded, f.Event, "not signed in as big: %s", f)
@@ -177,7 +177,7 @@ func TestUsersWatchlistFrames(t *testing.T) {
 	data, err = json.Marshal(map[string]any{"id": "big", "watchlist": append(ids[:99], "b")})
 	require.NoError(t, err)
 	require.NoError(t, big.Send(pusher.EventSignin, "", usersSigninData(n.App, big, string(data))))
-	expect(t, big, usersSigninSuccess, "")
+	harness.Expect(t, big, usersSigninSuccess, "")
 	require.Equal(t, usersOne("online", "b"), usersWatchFrame(t, big))
 }
 
@@ -198,10 +198,10 @@ func TestUsersSubscriptionCountPusherJS(t *testing.T) {
 	d.WaitFor("w in "+presence, wait, "w", "subscribed", func(e jsclient.Event) bool { return e.Channel == presence })
 	d.WaitCount("w", channel, 1, wait)
 	for _, id := range []string{"m1", "m2"} {
-		require.Equal(t, pusher.EventSubscriptionSucceeded, joinPresence(t, n, dial(t, n), presence, id, nil).Event)
+		require.Equal(t, pusher.EventSubscriptionSucceeded, harness.JoinPresence(t, harness.Dial(t, n), presence, id, nil).Event)
 	}
 
-	clients := harness.DialMany(t, n.WSURL(n.App.Key), usersBurst)
+	clients := harness.DialMany(t, n, usersBurst)
 	start := time.Now()
 	harness.SubscribeAll(t, clients, channel)
 	counts := d.WaitCount("w", channel, usersBurst+1, wait)
@@ -282,8 +282,8 @@ func TestUsersSubscriptionCountOffByDefault(t *testing.T) {
 	d.Connect("on", n.HTTPURL, counted.Key, counted.Secret, jsclient.Cmd{"subscribe": []string{channel}})
 	var offGo []*pusherclient.Client
 	for range 3 {
-		c := dial(t, n)
-		subscribe(t, n, c, channel)
+		c := harness.Dial(t, n)
+		harness.Subscribe(t, c, channel)
 		offGo = append(offGo, c)
 		on, err := pusherclient.Dial(n.WSURL(counted.Key))
 		require.NoError(t, err)
@@ -303,8 +303,8 @@ func TestUsersSubscriptionCountOffByDefault(t *testing.T) {
 	assert.Empty(t, jsclient.Messages(all, "off", usersCountEvent, ""), "no subscription_count without the setting")
 	assert.Empty(t, jsclient.Filter(all, "off", "count"))
 	for _, c := range offGo {
-		expect(t, c, "marker", channel)
-		requireNone(t, c, usersCountEvent, "")
+		harness.Expect(t, c, "marker", channel)
+		harness.RequireNone(t, c, usersCountEvent, "")
 	}
 }
 
@@ -360,28 +360,28 @@ func TestUsersRequireSigninGoClient(t *testing.T) {
 		c.Apps[0].RequireSignin = true
 		c.Apps[0].SigninTimeout = timeout
 	})
-	good := dial(t, n)
-	subscribe(t, n, good, "before-signin")
+	good := harness.Dial(t, n)
+	harness.Subscribe(t, good, "before-signin")
 	usersSignin(t, n, good, `{"id":"good"}`)
 
 	start := time.Now()
-	late := dial(t, n)
-	refused := dial(t, n)
+	late := harness.Dial(t, n)
+	refused := harness.Dial(t, n)
 	require.NoError(t, refused.Send(pusher.EventSignin, "", map[string]string{"user_data": `{"id":"r"}`, "auth": n.App.Key + ":bad"}))
-	requireError(t, refused, pusher.CodeUnauthorized)
-	requireOpen(t, refused)
+	harness.RequireError(t, refused, pusher.CodeUnauthorized)
+	harness.RequireOpen(t, refused)
 
-	requireFatal(t, late, pusher.CodeUnauthorized)
+	harness.RequireFatal(t, late, pusher.CodeUnauthorized)
 	took := time.Since(start)
 	t.Logf("closed %s after dialing (timeout %s)", took, timeout)
 	assert.GreaterOrEqual(t, took, timeout, "not before the timeout")
-	requireFatal(t, refused, pusher.CodeUnauthorized)
+	harness.RequireFatal(t, refused, pusher.CodeUnauthorized)
 
 	// good signed in before either of them connected.
-	requireOpen(t, good)
+	harness.RequireOpen(t, good)
 	trigger(t, n, "before-signin", "still-here", "yes")
-	expect(t, good, "still-here", "before-signin")
-	requireNone(t, good, pusher.EventError, "")
+	harness.Expect(t, good, "still-here", "before-signin")
+	harness.RequireNone(t, good, pusher.EventError, "")
 }
 
 // TestUsersSubscriptionCountFollowsSucceeded: the first subscriber of a
@@ -390,7 +390,7 @@ func TestUsersRequireSigninGoClient(t *testing.T) {
 func TestUsersSubscriptionCountFollowsSucceeded(t *testing.T) {
 	t.Parallel()
 	n := harness.Start(t, func(c *app.Config) { c.Apps[0].SubscriptionCount = true })
-	c := dial(t, n)
+	c := harness.Dial(t, n)
 	const channels = 50
 	for i := range channels {
 		require.NoError(t, c.SendSubscribe(fmt.Sprintf("fresh-%d", i), "", ""))
@@ -399,7 +399,7 @@ func TestUsersSubscriptionCountFollowsSucceeded(t *testing.T) {
 	// last channel's has come, every earlier channel's has.
 	last := fmt.Sprintf("fresh-%d", channels-1)
 	require.Eventually(t, func() bool { return len(usersCountFrames(c, last)) > 0 }, wait, 10*time.Millisecond)
-	requireOpen(t, c)
+	harness.RequireOpen(t, c)
 
 	seen := make(map[string][]string)
 	for _, f := range c.Pending() {

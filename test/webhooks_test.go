@@ -3,16 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	pusherhttp "github.com/pusher/pusher-http-go/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,230 +16,13 @@ import (
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/test/harness"
+	"github.com/fizz-server/fizz/test/hookrecv"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
-// hookEvent is one webhook event as a receiver got it: pusher-http-go's
-// parse, the fields it leaves out, and where it came from.
-type hookEvent struct {
-	pusherhttp.WebhookEvent
-	// SubscriptionCount is subscription_count's field (nil: absent).
-	SubscriptionCount *int
-	// Raw is the event object's fields as sent.
-	Raw map[string]json.RawMessage
-	// ID is the event's outbox id, its part of X-Fizz-Webhook-Id.
-	ID string
-	// Post is the number of the POST it came in; At is when that came.
-	Post int
-	At   time.Time
-}
-
-func (e hookEvent) String() string {
-	s := e.Name + ":" + e.Channel
-	if e.UserID != "" {
-		s += ":" + e.UserID
-	}
-	if e.Event != "" {
-		s += ":" + e.Event
-	}
-	if e.SubscriptionCount != nil {
-		s += fmt.Sprintf("=%d", *e.SubscriptionCount)
-	}
-	return s
-}
-
-// hookPost is one POST a receiver got, whatever it answered.
-type hookPost struct {
-	N      int
-	At     time.Time
-	Header http.Header
-	Body   []byte
-	// IDs is X-Fizz-Webhook-Id, split at the commas.
-	IDs []string
-	// Names are the event names of the body, in order.
-	Names []string
-	// Status is what the receiver answered (0: the sender had gone by
-	// then, for example after its timeout).
-	Status int
-}
-
-// receiver is a webhook endpoint that checks each POST as a Pusher SDK
-// does and keeps every POST and the events of the accepted ones, in the
-// order they came.
-type receiver struct {
-	t      testing.TB
-	srv    *httptest.Server
-	pusher *pusherhttp.Client
-	mu     sync.Mutex
-	events []hookEvent
-	posts  []*hookPost
-	// answer picks the status of each POST and how long to wait before
-	// answering (nil: 200 at once).
-	answer func(p *hookPost) (status int, delay time.Duration)
-	// held counts the POSTs waiting to be answered.
-	held int
-	// release ends every wait of answer at once (see releaseAtEnd).
-	release   chan struct{}
-	closeOnce sync.Once
-}
-
-func newReceiver(t testing.TB) *receiver {
-	r := &receiver{t: t, release: make(chan struct{}),
-		pusher: &pusherhttp.Client{AppID: harness.AppID, Key: harness.AppKey, Secret: harness.AppSecret}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
-	t.Cleanup(r.releaseAll)
-	return r
-}
-
-func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	p := &hookPost{At: time.Now(), Header: req.Header.Clone(), Body: body}
-	if id := req.Header.Get("X-Fizz-Webhook-Id"); id != "" {
-		p.IDs = strings.Split(id, ",")
-	}
-	var raw struct {
-		TimeMs *int64                       `json:"time_ms"`
-		Events []map[string]json.RawMessage `json:"events"`
-	}
-	if err := json.Unmarshal(body, &raw); err != nil || raw.TimeMs == nil {
-		r.t.Errorf("a webhook body is not {\"time_ms\", \"events\"}: %v (%s)", err, body)
-	}
-	for _, e := range raw.Events {
-		var name string
-		_ = json.Unmarshal(e["name"], &name)
-		p.Names = append(p.Names, name)
-	}
-	r.mu.Lock()
-	p.N = len(r.posts)
-	r.posts = append(r.posts, p)
-	answer := r.answer
-	r.mu.Unlock()
-	status := http.StatusOK
-	if answer != nil {
-		var delay time.Duration
-		status, delay = answer(p)
-		if delay > 0 {
-			r.mu.Lock()
-			r.held++
-			r.mu.Unlock()
-			timer := time.NewTimer(delay)
-			select {
-			case <-timer.C:
-			case <-r.release:
-			case <-req.Context().Done():
-			}
-			timer.Stop()
-			r.mu.Lock()
-			r.held--
-			r.mu.Unlock()
-			if req.Context().Err() != nil {
-				return // the sender gave up on this POST: nothing was delivered
-			}
-		}
-	}
-	if status != http.StatusOK {
-		r.mu.Lock()
-		p.Status = status
-		r.mu.Unlock()
-		w.WriteHeader(status)
-		return
-	}
-	hook, err := r.pusher.Webhook(req.Header, body)
-	if err != nil {
-		r.t.Errorf("a webhook failed pusher-http-go's validation: %v (%s)", err, body)
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	if len(p.IDs) != len(hook.Events) {
-		r.t.Errorf("X-Fizz-Webhook-Id %q names %d events, the body has %d", req.Header.Get("X-Fizz-Webhook-Id"), len(p.IDs), len(hook.Events))
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p.Status = status
-	for i, e := range hook.Events {
-		ev := hookEvent{WebhookEvent: e, Post: p.N, At: p.At}
-		if i < len(raw.Events) {
-			ev.Raw = raw.Events[i]
-			if c, ok := ev.Raw["subscription_count"]; ok {
-				var n int
-				if err := json.Unmarshal(c, &n); err != nil {
-					r.t.Errorf("subscription_count is not a number: %s", c)
-				}
-				ev.SubscriptionCount = &n
-			}
-		}
-		if i < len(p.IDs) {
-			ev.ID = p.IDs[i]
-		}
-		r.events = append(r.events, ev)
-	}
-}
-
-// releaseAll answers every POST held by answer's delay now.
-func (r *receiver) releaseAll() { r.closeOnce.Do(func() { close(r.release) }) }
-
-// setAnswer replaces answer.
-func (r *receiver) setAnswer(f func(p *hookPost) (int, time.Duration)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.answer = f
-}
-
-// got returns the events received so far.
-func (r *receiver) got() []hookEvent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
-}
-
-// allPosts returns a copy of every POST so far.
-func (r *receiver) allPosts() []hookPost {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]hookPost, len(r.posts))
-	for i, p := range r.posts {
-		out[i] = *p
-	}
-	return out
-}
-
-// waiting returns how many POSTs wait for their answer.
-func (r *receiver) waiting() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.held
-}
-
-// wait waits until n events arrived and returns them.
-func (r *receiver) wait(n int) []hookEvent {
-	r.t.Helper()
-	return r.waitFor(fmt.Sprintf("%d webhook events", n), func(evs []hookEvent) bool { return len(evs) >= n })
-}
-
-// waitFor waits until cond holds of the events received, and returns them.
-func (r *receiver) waitFor(what string, cond func([]hookEvent) bool) []hookEvent {
-	r.t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		evs := r.got()
-		if cond(evs) {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			require.FailNow(r.t, "timed out waiting for webhooks: "+what, "got %v", evs)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the receiver against the deadline
-	}
-}
-
 // named returns the events named name on channel ("" for any channel).
-func named(evs []hookEvent, name, channel string) []hookEvent {
-	var out []hookEvent
+func named(evs []hookrecv.Event, name, channel string) []hookrecv.Event {
+	var out []hookrecv.Event
 	for _, e := range evs {
 		if e.Name == name && (channel == "" || e.Channel == channel) {
 			out = append(out, e)
@@ -252,15 +31,15 @@ func named(evs []hookEvent, name, channel string) []hookEvent {
 	return out
 }
 
-// has returns a condition for waitFor: at least n events named name on
+// has returns a condition for WaitFor: at least n events named name on
 // channel.
-func has(name, channel string, n int) func([]hookEvent) bool {
-	return func(evs []hookEvent) bool { return len(named(evs, name, channel)) >= n }
+func has(name, channel string, n int) func([]hookrecv.Event) bool {
+	return func(evs []hookrecv.Event) bool { return len(named(evs, name, channel)) >= n }
 }
 
 // all returns a condition that holds when every one of conds does.
-func all(conds ...func([]hookEvent) bool) func([]hookEvent) bool {
-	return func(evs []hookEvent) bool {
+func all(conds ...func([]hookrecv.Event) bool) func([]hookrecv.Event) bool {
+	return func(evs []hookrecv.Event) bool {
 		for _, c := range conds {
 			if !c(evs) {
 				return false
@@ -272,7 +51,7 @@ func all(conds ...func([]hookEvent) bool) func([]hookEvent) bool {
 
 // onKey returns the names of the events about channel (and user, for
 // member events; "" for channel events), in the order they came.
-func onKey(evs []hookEvent, channel, user string, names ...string) []string {
+func onKey(evs []hookrecv.Event, channel, user string, names ...string) []string {
 	out := []string{}
 	for _, e := range evs {
 		if e.Channel == channel && e.UserID == user && slices.Contains(names, e.Name) {
@@ -288,53 +67,18 @@ var (
 	memberNames    = []string{pusher.WebhookMemberAdded, pusher.WebhookMemberRemoved}
 )
 
-// hookMetric sums the series of a node's metric name whose labels include
-// labels (name, value pairs); counters and gauges.
-func hookMetric(t testing.TB, n *harness.Node, name string, labels ...string) float64 {
-	t.Helper()
-	families, err := n.Stats.Gatherer().Gather()
-	require.NoError(t, err)
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				total += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				total += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return total
-}
-
 // waitHooksIdle waits until the node holds no webhook event: every event
 // read from the outbox is sent (or given up) to every webhook.
 func waitHooksIdle(t testing.TB, n *harness.Node) {
 	t.Helper()
-	require.Eventually(t, func() bool { return hookMetric(t, n, "fizz_webhook_queue") == 0 }, wait, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return n.Metric(t, "fizz_webhook_queue") == 0 }, wait, 5*time.Millisecond,
 		"fizz_webhook_queue never went back to 0")
 }
 
 // hooked starts a node whose app sends every webhook to r.
-func hooked(t testing.TB, r *receiver, mutate func(*app.Config)) *harness.Node {
+func hooked(t testing.TB, r *hookrecv.Receiver, mutate func(*app.Config)) *harness.Node {
 	return harness.Start(t, func(c *app.Config) {
-		c.Apps[0].Webhooks = []apps.Webhook{{URL: r.srv.URL}}
+		c.Apps[0].Webhooks = []apps.Webhook{{URL: r.URL()}}
 		c.Webhooks.LeaveDelay = 100 * time.Millisecond
 		if mutate != nil {
 			mutate(c)
@@ -343,8 +87,8 @@ func hooked(t testing.TB, r *receiver, mutate func(*app.Config)) *harness.Node {
 }
 
 // hookTypes is an app's one webhook to r, for the event names given.
-func hookTypes(r *receiver, names ...string) func(*app.Config) {
-	return func(c *app.Config) { c.Apps[0].Webhooks = []apps.Webhook{{URL: r.srv.URL, EventTypes: names}} }
+func hookTypes(r *hookrecv.Receiver, names ...string) func(*app.Config) {
+	return func(c *app.Config) { c.Apps[0].Webhooks = []apps.Webhook{{URL: r.URL(), EventTypes: names}} }
 }
 
 // TestWebhookEventsAndHeaders: each of the seven event types arrives with
@@ -353,15 +97,15 @@ func hookTypes(r *receiver, names ...string) func(*app.Config) {
 // headers; without batching, one event per POST.
 func TestWebhookEventsAndHeaders(t *testing.T) {
 	t.Parallel()
-	r := newReceiver(t)
+	r := hookrecv.New(t)
 	n := hooked(t, r, func(c *app.Config) {
 		c.Apps[0].Webhooks[0].Headers = map[string]string{"X-Custom": "custom-value", "Authorization": "Bearer token"}
 	})
 	public, private, presence, cache := unique("news-"), unique("private-chat-"), unique("presence-room-"), unique("cache-")
 
-	c1, c2, c3 := dial(t, n), dial(t, n), dial(t, n)
-	subscribe(t, n, c1, public)
-	got := r.waitFor("occupied and the count of "+public, all(
+	c1, c2, c3 := harness.Dial(t, n), harness.Dial(t, n), harness.Dial(t, n)
+	harness.Subscribe(t, c1, public)
+	got := r.WaitFor("occupied and the count of "+public, all(
 		has(pusher.WebhookChannelOccupied, public, 1), has(pusher.WebhookSubscriptionCount, public, 1)))
 	occupied := named(got, pusher.WebhookChannelOccupied, public)[0]
 	assert.Equal(t, map[string]json.RawMessage{"name": json.RawMessage(`"channel_occupied"`), "channel": json.RawMessage(`"` + public + `"`)},
@@ -372,22 +116,22 @@ func TestWebhookEventsAndHeaders(t *testing.T) {
 
 	// Presence: a string and a numeric user id; the channel's own
 	// occupied and vacated.
-	require.Equal(t, pusher.EventSubscriptionSucceeded, joinPresence(t, n, c2, presence, "u-1", map[string]string{"name": "One"}).Event)
-	require.Equal(t, pusher.EventSubscriptionSucceeded, joinPresence(t, n, c3, presence, 42, nil).Event)
-	r.waitFor("two members and occupied", all(has(pusher.WebhookMemberAdded, presence, 2), has(pusher.WebhookChannelOccupied, presence, 1)))
+	require.Equal(t, pusher.EventSubscriptionSucceeded, harness.JoinPresence(t, c2, presence, "u-1", map[string]string{"name": "One"}).Event)
+	require.Equal(t, pusher.EventSubscriptionSucceeded, harness.JoinPresence(t, c3, presence, 42, nil).Event)
+	r.WaitFor("two members and occupied", all(has(pusher.WebhookMemberAdded, presence, 2), has(pusher.WebhookChannelOccupied, presence, 1)))
 
 	// Client events: a JSON string and an object as data, on a private and
 	// a presence channel.
-	subscribe(t, n, c1, private)
+	harness.Subscribe(t, c1, private)
 	require.NoError(t, c1.Trigger("client-typing", private, "a string, as sent"))
 	require.NoError(t, c2.Send("client-said", presence, json.RawMessage(`{"text":"hello","n":[1,2]}`)))
 
 	// A cache channel with nothing cached.
-	f := subscribe(t, n, c1, cache)
+	f := harness.Subscribe(t, c1, cache)
 	require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event)
-	expect(t, c1, pusher.EventCacheMiss, cache)
+	harness.Expect(t, c1, pusher.EventCacheMiss, cache)
 
-	got = r.waitFor("client events and cache_miss", all(
+	got = r.WaitFor("client events and cache_miss", all(
 		has(pusher.WebhookClientEvent, private, 1), has(pusher.WebhookClientEvent, presence, 1), has(pusher.WebhookCacheMiss, cache, 1)))
 	typing := named(got, pusher.WebhookClientEvent, private)[0]
 	assert.Equal(t, "client-typing", typing.Event)
@@ -408,10 +152,10 @@ func TestWebhookEventsAndHeaders(t *testing.T) {
 	require.NoError(t, c2.Unsubscribe(presence))
 	require.NoError(t, c3.Close())
 	require.NoError(t, c1.Unsubscribe(public))
-	got = r.waitFor("members removed, channels vacated, count 0", all(
+	got = r.WaitFor("members removed, channels vacated, count 0", all(
 		has(pusher.WebhookMemberRemoved, presence, 2), has(pusher.WebhookChannelVacated, presence, 1),
 		has(pusher.WebhookChannelVacated, public, 1),
-		func(evs []hookEvent) bool {
+		func(evs []hookrecv.Event) bool {
 			counts := named(evs, pusher.WebhookSubscriptionCount, public)
 			if len(counts) == 0 {
 				return false
@@ -439,7 +183,7 @@ func TestWebhookEventsAndHeaders(t *testing.T) {
 	assert.Len(t, named(got, pusher.WebhookChannelVacated, public)[0].Raw, 2, "channel_vacated has name and channel only")
 
 	// Every POST: signed (checked by the receiver), its headers, one event.
-	for _, p := range r.allPosts() {
+	for _, p := range r.Posts() {
 		assert.Equal(t, http.StatusOK, p.Status)
 		assert.Equal(t, "application/json", p.Header.Get("Content-Type"), "POST %d", p.N)
 		assert.Equal(t, harness.AppKey, p.Header.Get("X-Pusher-Key"), "POST %d", p.N)
@@ -447,7 +191,7 @@ func TestWebhookEventsAndHeaders(t *testing.T) {
 		assert.NotEmpty(t, p.Header.Get("X-Fizz-Webhook-Id"), "POST %d", p.N)
 		assert.Equal(t, "custom-value", p.Header.Get("X-Custom"), "POST %d", p.N)
 		assert.Equal(t, "Bearer token", p.Header.Get("Authorization"), "POST %d", p.N)
-		assert.Len(t, p.Names, 1, "POST %d: one event per POST without batching: %s", p.N, p.Body)
+		assert.Len(t, p.Events, 1, "POST %d: one event per POST without batching: %s", p.N, p.Body)
 		var body struct {
 			TimeMs int64 `json:"time_ms"`
 		}
@@ -455,7 +199,7 @@ func TestWebhookEventsAndHeaders(t *testing.T) {
 		assert.WithinDuration(t, p.At, time.UnixMilli(body.TimeMs), 5*time.Second, "POST %d: time_ms", p.N)
 	}
 	ids := map[string]bool{}
-	for _, e := range r.got() {
+	for _, e := range r.Accepted() {
 		assert.False(t, ids[e.ID], "id %s sent twice with a 200", e.ID)
 		ids[e.ID] = true
 	}
@@ -465,15 +209,15 @@ func TestWebhookEventsAndHeaders(t *testing.T) {
 // filters; several webhooks of one app each get exactly what they want.
 func TestWebhookFilters(t *testing.T) {
 	t.Parallel()
-	ref, prefixed, suffixed, members := newReceiver(t), newReceiver(t), newReceiver(t), newReceiver(t)
+	ref, prefixed, suffixed, members := hookrecv.New(t), hookrecv.New(t), hookrecv.New(t), hookrecv.New(t)
 	n := harness.Start(t, func(c *app.Config) {
 		c.Webhooks.LeaveDelay = 50 * time.Millisecond
 		c.Apps[0].Webhooks = []apps.Webhook{
-			{URL: ref.srv.URL},
-			{URL: prefixed.srv.URL, EventTypes: []string{pusher.WebhookChannelOccupied}, Filter: apps.WebhookFilter{ChannelNameStartsWith: "private-"}},
-			{URL: suffixed.srv.URL, EventTypes: []string{pusher.WebhookChannelOccupied, pusher.WebhookMemberAdded, pusher.WebhookClientEvent},
+			{URL: ref.URL()},
+			{URL: prefixed.URL(), EventTypes: []string{pusher.WebhookChannelOccupied}, Filter: apps.WebhookFilter{ChannelNameStartsWith: "private-"}},
+			{URL: suffixed.URL(), EventTypes: []string{pusher.WebhookChannelOccupied, pusher.WebhookMemberAdded, pusher.WebhookClientEvent},
 				Filter: apps.WebhookFilter{ChannelNameEndsWith: "-room"}},
-			{URL: members.srv.URL, EventTypes: []string{pusher.WebhookMemberAdded, pusher.WebhookMemberRemoved},
+			{URL: members.URL(), EventTypes: []string{pusher.WebhookMemberAdded, pusher.WebhookMemberRemoved},
 				Filter: apps.WebhookFilter{ChannelNameStartsWith: "presence-", ChannelNameEndsWith: "-room"}},
 		}
 	})
@@ -485,12 +229,12 @@ func TestWebhookFilters(t *testing.T) {
 		presRoom  = "presence-p-room"
 		presOther = "presence-q"
 	)
-	c := dial(t, n)
+	c := harness.Dial(t, n)
 	for _, ch := range []string{both, onlyStart, onlyEnd, neither} {
-		subscribe(t, n, c, ch)
+		harness.Subscribe(t, c, ch)
 	}
 	for _, ch := range []string{presRoom, presOther} {
-		require.Equal(t, pusher.EventSubscriptionSucceeded, joinPresence(t, n, c, ch, "u1", nil).Event)
+		require.Equal(t, pusher.EventSubscriptionSucceeded, harness.JoinPresence(t, c, ch, "u1", nil).Event)
 	}
 	require.NoError(t, c.Trigger("client-x", both, "hi"))
 	require.NoError(t, c.Trigger("client-y", onlyStart, "hi"))
@@ -499,28 +243,28 @@ func TestWebhookFilters(t *testing.T) {
 	// vacated of each channel and the node holds nothing, every webhook
 	// has had its events.
 	chans := []string{both, onlyStart, onlyEnd, neither, presRoom, presOther}
-	var conds []func([]hookEvent) bool
+	var conds []func([]hookrecv.Event) bool
 	for _, ch := range chans {
 		conds = append(conds, has(pusher.WebhookChannelVacated, ch, 1))
 	}
 	conds = append(conds, has(pusher.WebhookClientEvent, both, 1), has(pusher.WebhookClientEvent, onlyStart, 1),
 		has(pusher.WebhookMemberRemoved, presRoom, 1), has(pusher.WebhookMemberRemoved, presOther, 1))
-	ref.waitFor("every event at the reference webhook", all(conds...))
+	ref.WaitFor("every event at the reference webhook", all(conds...))
 	waitHooksIdle(t, n)
 
-	assert.ElementsMatch(t, []string{"channel_occupied:" + both, "channel_occupied:" + onlyStart}, names(prefixed.got()))
+	assert.ElementsMatch(t, []string{"channel_occupied:" + both, "channel_occupied:" + onlyStart}, names(prefixed.Accepted()))
 	assert.ElementsMatch(t, []string{
 		"channel_occupied:" + both, "channel_occupied:" + onlyEnd, "channel_occupied:" + presRoom,
 		"member_added:" + presRoom + ":u1", "client_event:" + both + ":client-x",
-	}, names(suffixed.got()))
-	assert.ElementsMatch(t, []string{"member_added:" + presRoom + ":u1", "member_removed:" + presRoom + ":u1"}, names(members.got()))
+	}, names(suffixed.Accepted()))
+	assert.ElementsMatch(t, []string{"member_added:" + presRoom + ":u1", "member_removed:" + presRoom + ":u1"}, names(members.Accepted()))
 	for _, ch := range chans {
-		assert.Equal(t, occupancyNames, onKey(ref.got(), ch, "", occupancyNames...), "the reference webhook: %s", ch)
+		assert.Equal(t, occupancyNames, onKey(ref.Accepted(), ch, "", occupancyNames...), "the reference webhook: %s", ch)
 	}
 }
 
 // names returns each event's String, subscription counts left out.
-func names(evs []hookEvent) []string {
+func names(evs []hookrecv.Event) []string {
 	out := []string{}
 	for _, e := range evs {
 		if e.Name != pusher.WebhookSubscriptionCount {
@@ -538,29 +282,29 @@ func TestWebhookBatching(t *testing.T) {
 	for _, batching := range []bool{true, false} {
 		t.Run(fmt.Sprintf("batching=%v", batching), func(t *testing.T) {
 			t.Parallel()
-			r := newReceiver(t)
+			r := hookrecv.New(t)
 			n := hooked(t, r, func(c *app.Config) {
 				c.Apps[0].WebhookBatching = batching
 				c.Webhooks.BatchWindow = time.Second
 			})
-			c := dial(t, n)
+			c := harness.Dial(t, n)
 			prefix := unique("batch-")
 			for i := range channels {
 				require.NoError(t, c.SendSubscribe(fmt.Sprintf("%s-%d", prefix, i), "", ""))
 			}
 			for i := range channels {
-				expect(t, c, pusher.EventSubscriptionSucceeded, fmt.Sprintf("%s-%d", prefix, i))
+				harness.Expect(t, c, pusher.EventSubscriptionSucceeded, fmt.Sprintf("%s-%d", prefix, i))
 			}
-			got := r.wait(2 * channels)
+			got := r.Wait(2 * channels)
 			assert.Len(t, named(got, pusher.WebhookChannelOccupied, ""), channels)
 			assert.Len(t, named(got, pusher.WebhookSubscriptionCount, ""), channels)
-			posts := r.allPosts()
+			posts := r.Posts()
 			sizes := make([]int, len(posts))
 			total := 0
 			for i, p := range posts {
-				sizes[i] = len(p.Names)
-				total += len(p.Names)
-				assert.Len(t, p.IDs, len(p.Names), "one id per event")
+				sizes[i] = len(p.Events)
+				total += len(p.Events)
+				assert.Len(t, p.IDs, len(p.Events), "one id per event")
 			}
 			t.Logf("%d events in %d POSTs: %v", total, len(posts), sizes)
 			assert.Equal(t, 2*channels, total)
@@ -584,8 +328,8 @@ func TestWebhookRetry(t *testing.T) {
 	t.Parallel()
 	t.Run("after 500", func(t *testing.T) {
 		t.Parallel()
-		r := newReceiver(t)
-		r.setAnswer(func(p *hookPost) (int, time.Duration) {
+		r := hookrecv.New(t)
+		r.SetAnswer(func(p *hookrecv.Post) (int, time.Duration) {
 			if p.N < 2 {
 				return http.StatusInternalServerError, 0
 			}
@@ -593,10 +337,10 @@ func TestWebhookRetry(t *testing.T) {
 		})
 		n := harness.Start(t, hookTypes(r, pusher.WebhookChannelOccupied))
 		ch := unique("retry-")
-		subscribe(t, n, dial(t, n), ch)
-		got := r.wait(1)
+		harness.Subscribe(t, harness.Dial(t, n), ch)
+		got := r.Wait(1)
 		assert.Equal(t, []string{"channel_occupied:" + ch}, names(got))
-		posts := r.allPosts()
+		posts := r.Posts()
 		require.Len(t, posts, 3)
 		for i, p := range posts {
 			assert.Equal(t, got[0].ID, strings.Join(p.IDs, ","), "POST %d carries the same id", i)
@@ -606,15 +350,15 @@ func TestWebhookRetry(t *testing.T) {
 		t.Logf("retried after %s, then %s", gap1, gap2)
 		assert.GreaterOrEqual(t, gap1, 900*time.Millisecond, "first back-off about 1s")
 		assert.GreaterOrEqual(t, gap2, 1900*time.Millisecond, "second back-off about 2s")
-		assert.Equal(t, 2.0, hookMetric(t, n, "fizz_webhook_retries_total", "app", harness.AppID))
-		assert.Equal(t, 2.0, hookMetric(t, n, "fizz_webhooks_sent_total", "event", "channel_occupied", "status", "500"))
-		assert.Equal(t, 1.0, hookMetric(t, n, "fizz_webhooks_sent_total", "event", "channel_occupied", "status", "200"))
-		assert.Zero(t, hookMetric(t, n, "fizz_webhooks_dropped_total"))
+		assert.Equal(t, 2.0, n.Metric(t, "fizz_webhook_retries_total", "app", harness.AppID))
+		assert.Equal(t, 2.0, n.Metric(t, "fizz_webhooks_sent_total", "event", "channel_occupied", "status", "500"))
+		assert.Equal(t, 1.0, n.Metric(t, "fizz_webhooks_sent_total", "event", "channel_occupied", "status", "200"))
+		assert.Zero(t, n.Metric(t, "fizz_webhooks_dropped_total"))
 	})
 	t.Run("after a timeout", func(t *testing.T) {
 		t.Parallel()
-		r := newReceiver(t)
-		r.setAnswer(func(p *hookPost) (int, time.Duration) {
+		r := hookrecv.New(t)
+		r.SetAnswer(func(p *hookrecv.Post) (int, time.Duration) {
 			if p.N == 0 {
 				return http.StatusOK, 2 * time.Second // far past the timeout
 			}
@@ -625,51 +369,51 @@ func TestWebhookRetry(t *testing.T) {
 			c.Webhooks.Timeout = 200 * time.Millisecond
 		})
 		ch := unique("timeout-")
-		subscribe(t, n, dial(t, n), ch)
-		got := r.wait(1)
+		harness.Subscribe(t, harness.Dial(t, n), ch)
+		got := r.Wait(1)
 		assert.Equal(t, []string{"channel_occupied:" + ch}, names(got))
-		posts := r.allPosts()
+		posts := r.Posts()
 		require.Len(t, posts, 2)
 		assert.Equal(t, 0, posts[0].Status, "the first POST was abandoned by the sender")
 		assert.Equal(t, posts[0].IDs, posts[1].IDs, "the retry carries the same id")
-		assert.Equal(t, 1.0, hookMetric(t, n, "fizz_webhook_retries_total"))
-		assert.Equal(t, 1.0, hookMetric(t, n, "fizz_webhooks_sent_total", "status", "timeout"))
-		assert.Equal(t, 1.0, hookMetric(t, n, "fizz_webhooks_sent_total", "status", "200"))
+		assert.Equal(t, 1.0, n.Metric(t, "fizz_webhook_retries_total"))
+		assert.Equal(t, 1.0, n.Metric(t, "fizz_webhooks_sent_total", "status", "timeout"))
+		assert.Equal(t, 1.0, n.Metric(t, "fizz_webhooks_sent_total", "status", "200"))
 	})
 	t.Run("given up", func(t *testing.T) {
 		t.Parallel()
-		r := newReceiver(t)
-		r.setAnswer(func(*hookPost) (int, time.Duration) { return http.StatusInternalServerError, 0 })
+		r := hookrecv.New(t)
+		r.SetAnswer(func(*hookrecv.Post) (int, time.Duration) { return http.StatusInternalServerError, 0 })
 		n := harness.Start(t, func(c *app.Config) {
 			hookTypes(r, pusher.WebhookChannelOccupied)(c)
 			c.Webhooks.RetryFor = time.Second
 			c.Webhooks.LeaveDelay = 0
 		})
 		ch := unique("giveup-")
-		c := dial(t, n)
-		subscribe(t, n, c, ch)
+		c := harness.Dial(t, n)
+		harness.Subscribe(t, c, ch)
 		require.Eventually(t, func() bool {
-			return hookMetric(t, n, "fizz_webhooks_dropped_total", "app", harness.AppID, "reason", "retry_window") == 1
+			return n.Metric(t, "fizz_webhooks_dropped_total", "app", harness.AppID, "reason", "retry_window") == 1
 		}, wait, 5*time.Millisecond, "the event is given up after the retry window")
-		posts := r.allPosts()
+		posts := r.Posts()
 		require.GreaterOrEqual(t, len(posts), 2, "tried again within the window")
 		for _, p := range posts {
 			assert.Equal(t, posts[0].IDs, p.IDs)
 		}
-		assert.Empty(t, r.got())
+		assert.Empty(t, r.Accepted())
 		tried := len(posts)
 		// Later events go, on another key and on the same key.
-		r.setAnswer(nil)
+		r.SetAnswer(nil)
 		other := unique("giveup-later-")
-		subscribe(t, n, c, other)
+		harness.Subscribe(t, c, other)
 		require.NoError(t, c.Unsubscribe(ch))
-		require.Eventually(t, func() bool { return hookMetric(t, n, "fizz_channel_transitions_total", "kind", "channel_vacated") == 1 },
+		require.Eventually(t, func() bool { return n.Metric(t, "fizz_channel_transitions_total", "kind", "channel_vacated") == 1 },
 			wait, time.Millisecond, "vacated")
-		subscribe(t, n, c, ch)
-		got := r.waitFor("later events", all(has(pusher.WebhookChannelOccupied, other, 1), has(pusher.WebhookChannelOccupied, ch, 1)))
+		harness.Subscribe(t, c, ch)
+		got := r.WaitFor("later events", all(has(pusher.WebhookChannelOccupied, other, 1), has(pusher.WebhookChannelOccupied, ch, 1)))
 		assert.ElementsMatch(t, []string{"channel_occupied:" + other, "channel_occupied:" + ch}, names(got))
-		assert.Len(t, r.allPosts(), tried+2, "nothing more of the event given up")
-		assert.Equal(t, 1.0, hookMetric(t, n, "fizz_webhooks_dropped_total"))
+		assert.Len(t, r.Posts(), tried+2, "nothing more of the event given up")
+		assert.Equal(t, 1.0, n.Metric(t, "fizz_webhooks_dropped_total"))
 	})
 }
 
@@ -680,33 +424,33 @@ func TestWebhookRetry(t *testing.T) {
 func TestWebhookLeaveDelay(t *testing.T) {
 	t.Parallel()
 	const delay = 300 * time.Millisecond
-	r := newReceiver(t)
+	r := hookrecv.New(t)
 	n := harness.Start(t, func(c *app.Config) {
 		hookTypes(r, append(slices.Clone(occupancyNames), memberNames...)...)(c)
 		c.Webhooks.LeaveDelay = delay
 	})
 	public, presence := unique("flap-"), unique("presence-flap-")
-	c1 := dial(t, n)
-	subscribe(t, n, c1, public)
-	require.Equal(t, pusher.EventSubscriptionSucceeded, joinPresence(t, n, c1, presence, "u1", nil).Event)
-	r.waitFor("occupied and added", all(has(pusher.WebhookChannelOccupied, public, 1), has(pusher.WebhookChannelOccupied, presence, 1),
+	c1 := harness.Dial(t, n)
+	harness.Subscribe(t, c1, public)
+	require.Equal(t, pusher.EventSubscriptionSucceeded, harness.JoinPresence(t, c1, presence, "u1", nil).Event)
+	r.WaitFor("occupied and added", all(has(pusher.WebhookChannelOccupied, public, 1), has(pusher.WebhookChannelOccupied, presence, 1),
 		has(pusher.WebhookMemberAdded, presence, 1)))
 
 	// A page reload: the socket goes, a new one comes back at once (once
 	// the node has decided the leave: a real flap).
-	vacated := func() float64 { return hookMetric(t, n, "fizz_channel_transitions_total", "kind", "channel_vacated") }
+	vacated := func() float64 { return n.Metric(t, "fizz_channel_transitions_total", "kind", "channel_vacated") }
 	reload := time.Now()
 	require.NoError(t, c1.Close())
 	require.Eventually(t, func() bool { return vacated() == 2 }, wait, time.Millisecond, "both channels vacated")
-	c2 := dial(t, n)
-	subscribe(t, n, c2, public)
-	require.Equal(t, pusher.EventSubscriptionSucceeded, joinPresence(t, n, c2, presence, "u1", nil).Event)
+	c2 := harness.Dial(t, n)
+	harness.Subscribe(t, c2, public)
+	require.Equal(t, pusher.EventSubscriptionSucceeded, harness.JoinPresence(t, c2, presence, "u1", nil).Event)
 	// And a flap by unsubscribing and subscribing again (a public
 	// channel's count is written a moment after the unsubscription: wait
 	// for it, or the two changes may be written as one).
 	require.NoError(t, c2.Unsubscribe(public))
 	require.Eventually(t, func() bool { return vacated() == 3 }, wait, time.Millisecond, "vacated again")
-	subscribe(t, n, c2, public)
+	harness.Subscribe(t, c2, public)
 	took := time.Since(reload)
 	require.Less(t, took, delay, "the test's flap must be within the leave delay")
 
@@ -714,7 +458,7 @@ func TestWebhookLeaveDelay(t *testing.T) {
 	// delay, and after whatever the flaps would have sent on their keys.
 	leave := time.Now()
 	require.NoError(t, c2.Close())
-	got := r.waitFor("the real leave", all(has(pusher.WebhookChannelVacated, public, 1), has(pusher.WebhookChannelVacated, presence, 1),
+	got := r.WaitFor("the real leave", all(has(pusher.WebhookChannelVacated, public, 1), has(pusher.WebhookChannelVacated, presence, 1),
 		has(pusher.WebhookMemberRemoved, presence, 1)))
 	assert.Equal(t, occupancyNames, onKey(got, public, "", occupancyNames...), "%s: no vacated/occupied for the flaps", public)
 	assert.Equal(t, occupancyNames, onKey(got, presence, "", occupancyNames...), "%s: no vacated/occupied for the flaps", presence)
@@ -728,17 +472,17 @@ func TestWebhookLeaveDelay(t *testing.T) {
 	// Real leaves, one after the other: occupied and vacated alternate.
 	const rounds = 3
 	for i := range rounds {
-		c := dial(t, n)
-		subscribe(t, n, c, public)
+		c := harness.Dial(t, n)
+		harness.Subscribe(t, c, public)
 		require.NoError(t, c.Unsubscribe(public))
 		require.NoError(t, c.Ping())
-		r.waitFor(fmt.Sprintf("round %d vacated", i), has(pusher.WebhookChannelVacated, public, i+2))
+		r.WaitFor(fmt.Sprintf("round %d vacated", i), has(pusher.WebhookChannelVacated, public, i+2))
 	}
 	want := []string{}
 	for range rounds + 1 {
 		want = append(want, occupancyNames...)
 	}
-	assert.Equal(t, want, onKey(r.got(), public, "", occupancyNames...))
+	assert.Equal(t, want, onKey(r.Accepted(), public, "", occupancyNames...))
 }
 
 // TestWebhookSubscriptionCountPacing: a channel's subscription_count goes
@@ -746,9 +490,9 @@ func TestWebhookLeaveDelay(t *testing.T) {
 // counts change while one is being sent.
 func TestWebhookSubscriptionCountPacing(t *testing.T) {
 	t.Parallel()
-	r := newReceiver(t)
+	r := hookrecv.New(t)
 	// The first POST takes a while: the next counts come meanwhile.
-	r.setAnswer(func(p *hookPost) (int, time.Duration) {
+	r.SetAnswer(func(p *hookrecv.Post) (int, time.Duration) {
 		if p.N == 0 {
 			return http.StatusOK, 300 * time.Millisecond
 		}
@@ -758,17 +502,17 @@ func TestWebhookSubscriptionCountPacing(t *testing.T) {
 	ch := unique("counted-")
 	var clients []*pusherclient.Client
 	for range 3 {
-		c := dial(t, n)
-		subscribe(t, n, c, ch)
+		c := harness.Dial(t, n)
+		harness.Subscribe(t, c, ch)
 		clients = append(clients, c)
 	}
-	got := r.waitFor("the last count, 3", func(evs []hookEvent) bool {
+	got := r.WaitFor("the last count, 3", func(evs []hookrecv.Event) bool {
 		return len(evs) > 0 && evs[len(evs)-1].SubscriptionCount != nil && *evs[len(evs)-1].SubscriptionCount == 3
 	})
 	for _, c := range clients[1:] {
 		require.NoError(t, c.Close())
 	}
-	got = r.waitFor("the last count, 1", func(evs []hookEvent) bool {
+	got = r.WaitFor("the last count, 1", func(evs []hookrecv.Event) bool {
 		return len(evs) > len(got) && evs[len(evs)-1].SubscriptionCount != nil && *evs[len(evs)-1].SubscriptionCount == 1
 	})
 	counts := []int{}
@@ -777,7 +521,7 @@ func TestWebhookSubscriptionCountPacing(t *testing.T) {
 		counts = append(counts, *e.SubscriptionCount)
 	}
 	t.Logf("counts %v", counts)
-	posts := r.allPosts()
+	posts := r.Posts()
 	for i := 1; i < len(posts); i++ {
 		assert.GreaterOrEqual(t, posts[i].At.Sub(posts[i-1].At), 950*time.Millisecond,
 			"subscription_count %d came %s after the one before (counts %v)", i, posts[i].At.Sub(posts[i-1].At), counts)
@@ -794,40 +538,40 @@ func TestWebhookSlowReceiverDoesNotSlowDelivery(t *testing.T) {
 	// Generous: a functional bound, far below what waiting on the
 	// receiver would cost.
 	const prompt = time.Second
-	r := newReceiver(t)
-	r.setAnswer(func(*hookPost) (int, time.Duration) { return http.StatusOK, slow })
+	r := hookrecv.New(t)
+	r.SetAnswer(func(*hookrecv.Post) (int, time.Duration) { return http.StatusOK, slow })
 	n := hooked(t, r, func(c *app.Config) { c.Apps[0].ClientEventsPerSecond = 0 })
-	t.Cleanup(r.releaseAll) // before the node stops, so that it does not wait on the receiver
+	t.Cleanup(r.ReleaseAll) // before the node stops, so that it does not wait on the receiver
 
 	// Many webhooks pending: more than the POSTs in flight at a time.
-	busy := dial(t, n)
+	busy := harness.Dial(t, n)
 	prefix := unique("slow-")
 	for i := range 60 {
 		require.NoError(t, busy.SendSubscribe(fmt.Sprintf("%s-%d", prefix, i), "", ""))
 	}
 	for i := range 60 {
-		expect(t, busy, pusher.EventSubscriptionSucceeded, fmt.Sprintf("%s-%d", prefix, i))
+		harness.Expect(t, busy, pusher.EventSubscriptionSucceeded, fmt.Sprintf("%s-%d", prefix, i))
 	}
-	require.Eventually(t, func() bool { return r.waiting() > 0 }, wait, 5*time.Millisecond, "POSTs held by the receiver")
+	require.Eventually(t, func() bool { return r.Waiting() > 0 }, wait, 5*time.Millisecond, "POSTs held by the receiver")
 
 	feed := unique("private-feed-")
-	sub, talker := dial(t, n), dial(t, n)
+	sub, talker := harness.Dial(t, n), harness.Dial(t, n)
 	start := time.Now()
-	subscribe(t, n, sub, feed)
-	subscribe(t, n, talker, feed)
+	harness.Subscribe(t, sub, feed)
+	harness.Subscribe(t, talker, feed)
 	assert.Less(t, time.Since(start), prompt, "subscriptions while webhooks are pending")
 	for i := range 20 {
 		start := time.Now()
 		trigger(t, n, feed, "tick", fmt.Sprint(i))
-		expect(t, sub, "tick", feed)
+		harness.Expect(t, sub, "tick", feed)
 		assert.Less(t, time.Since(start), prompt, "trigger %d reached the subscriber", i)
 		start = time.Now()
 		require.NoError(t, talker.Trigger("client-tick", feed, fmt.Sprint(i)))
-		expect(t, sub, "client-tick", feed)
+		harness.Expect(t, sub, "client-tick", feed)
 		assert.Less(t, time.Since(start), prompt, "client event %d reached the subscriber", i)
 	}
-	assert.Positive(t, r.waiting(), "webhooks were still pending throughout")
-	assert.Less(t, len(r.got()), 120+2, "the receiver had not answered most webhooks yet")
+	assert.Positive(t, r.Waiting(), "webhooks were still pending throughout")
+	assert.Less(t, len(r.Accepted()), 120+2, "the receiver had not answered most webhooks yet")
 }
 
 // TestWebhookLeaveAfterTheDelayIsNotUndone: a channel that stayed empty
@@ -838,9 +582,9 @@ func TestWebhookSlowReceiverDoesNotSlowDelivery(t *testing.T) {
 func TestWebhookLeaveAfterTheDelayIsNotUndone(t *testing.T) {
 	t.Parallel()
 	const delay = 200 * time.Millisecond
-	r := newReceiver(t)
+	r := hookrecv.New(t)
 	// The first occupied fails twice: it is retried after 1s and 2s.
-	r.setAnswer(func(p *hookPost) (int, time.Duration) {
+	r.SetAnswer(func(p *hookrecv.Post) (int, time.Duration) {
 		if p.N < 2 {
 			return http.StatusInternalServerError, 0
 		}
@@ -850,23 +594,23 @@ func TestWebhookLeaveAfterTheDelayIsNotUndone(t *testing.T) {
 		hookTypes(r, occupancyNames...)(c)
 		c.Webhooks.LeaveDelay = delay
 	})
-	vacated := func() float64 { return hookMetric(t, n, "fizz_channel_transitions_total", "kind", "channel_vacated") }
+	vacated := func() float64 { return n.Metric(t, "fizz_channel_transitions_total", "kind", "channel_vacated") }
 	ch := unique("held-")
-	c := dial(t, n)
-	subscribe(t, n, c, ch)
+	c := harness.Dial(t, n)
+	harness.Subscribe(t, c, ch)
 	require.NoError(t, c.Unsubscribe(ch))
 	require.Eventually(t, func() bool { return vacated() == 1 }, wait, time.Millisecond, "vacated")
 	emptied := time.Now()
 	// The first retry comes a second after the first attempt: by then the
 	// channel has been empty for longer than the leave delay.
-	require.Eventually(t, func() bool { return len(r.allPosts()) >= 2 }, wait, time.Millisecond, "the first retry")
+	require.Eventually(t, func() bool { return len(r.Posts()) >= 2 }, wait, time.Millisecond, "the first retry")
 	empty := time.Since(emptied)
 	require.Greater(t, empty, delay, "the channel stayed empty past the leave delay")
-	subscribe(t, n, c, ch)
+	harness.Subscribe(t, c, ch)
 	// A last leave, so that a sequence that alternates ends with vacated.
 	require.NoError(t, c.Unsubscribe(ch))
 	require.Eventually(t, func() bool { return vacated() == 2 }, wait, time.Millisecond, "vacated again")
-	got := r.waitFor("both vacated", has(pusher.WebhookChannelVacated, ch, 2))
+	got := r.WaitFor("both vacated", has(pusher.WebhookChannelVacated, ch, 2))
 	assert.Equal(t, []string{pusher.WebhookChannelOccupied, pusher.WebhookChannelVacated, pusher.WebhookChannelOccupied, pusher.WebhookChannelVacated},
 		onKey(got, ch, "", occupancyNames...), "the channel was empty for %s, more than the leave delay of %s", empty, delay)
 }
@@ -877,30 +621,30 @@ func TestWebhookLeaveAfterTheDelayIsNotUndone(t *testing.T) {
 // below it.
 func TestWebhookFlapsLeaveNothingHeld(t *testing.T) {
 	t.Parallel()
-	r := newReceiver(t)
+	r := hookrecv.New(t)
 	n := harness.Start(t, func(c *app.Config) {
 		hookTypes(r, occupancyNames...)(c)
 		c.Webhooks.LeaveDelay = 5 * time.Second
 	})
-	vacated := func() float64 { return hookMetric(t, n, "fizz_channel_transitions_total", "kind", "channel_vacated") }
+	vacated := func() float64 { return n.Metric(t, "fizz_channel_transitions_total", "kind", "channel_vacated") }
 	ch := unique("flaps-")
-	c := dial(t, n)
-	subscribe(t, n, c, ch)
-	r.waitFor("occupied", has(pusher.WebhookChannelOccupied, ch, 1))
+	c := harness.Dial(t, n)
+	harness.Subscribe(t, c, ch)
+	r.WaitFor("occupied", has(pusher.WebhookChannelOccupied, ch, 1))
 	const flaps = 3
 	for i := range flaps {
 		require.NoError(t, c.Unsubscribe(ch))
 		require.Eventually(t, func() bool { return vacated() == float64(i+1) }, wait, time.Millisecond, "flap %d: vacated", i)
-		subscribe(t, n, c, ch)
+		harness.Subscribe(t, c, ch)
 	}
 	// A barrier on another key: its occupied is sent once the flaps'
 	// events are taken in.
 	other := unique("flaps-other-")
-	subscribe(t, n, c, other)
-	r.waitFor("the other channel's occupied", has(pusher.WebhookChannelOccupied, other, 1))
-	require.Eventually(t, func() bool { return hookMetric(t, n, "fizz_webhooks_sent_total", "status", "200") == 2 }, wait, time.Millisecond)
-	assert.Eventually(t, func() bool { return hookMetric(t, n, "fizz_webhook_queue") == 0 }, time.Second, time.Millisecond,
-		"fizz_webhook_queue after %d undone leaves: %v", flaps, hookMetric(t, n, "fizz_webhook_queue"))
-	assert.GreaterOrEqual(t, hookMetric(t, n, "fizz_webhook_queue"), 0.0, "fizz_webhook_queue after %d undone leaves", flaps)
-	assert.Equal(t, []string{pusher.WebhookChannelOccupied}, onKey(r.got(), ch, "", occupancyNames...))
+	harness.Subscribe(t, c, other)
+	r.WaitFor("the other channel's occupied", has(pusher.WebhookChannelOccupied, other, 1))
+	require.Eventually(t, func() bool { return n.Metric(t, "fizz_webhooks_sent_total", "status", "200") == 2 }, wait, time.Millisecond)
+	assert.Eventually(t, func() bool { return n.Metric(t, "fizz_webhook_queue") == 0 }, time.Second, time.Millisecond,
+		"fizz_webhook_queue after %d undone leaves: %v", flaps, n.Metric(t, "fizz_webhook_queue"))
+	assert.GreaterOrEqual(t, n.Metric(t, "fizz_webhook_queue"), 0.0, "fizz_webhook_queue after %d undone leaves", flaps)
+	assert.Equal(t, []string{pusher.WebhookChannelOccupied}, onKey(r.Accepted(), ch, "", occupancyNames...))
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/test/harness"
+	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
 // runCache: an event triggered through A on a cache channel nobody
@@ -17,32 +19,29 @@ func runCache(t *testing.T, nodes []*node) {
 	a, b := nodes[0], nodes[1]
 	for _, channel := range []string{"cache-scores", "private-cache-scores"} {
 		t.Run(channel, func(t *testing.T) {
-			first := dial(t, b)
-			subscribe(t, first, channel)
-			expect(t, first, pusher.EventCacheMiss, channel)
+			first := harness.Dial(t, b)
+			harness.Subscribe(t, first, channel)
+			harness.Expect(t, first, pusher.EventCacheMiss, channel)
 			require.NoError(t, first.Close())
 
 			require.NoError(t, a.pusher.Trigger(channel, "score", map[string]int{"home": 1}))
 			require.NoError(t, a.pusher.Trigger(channel, "score", map[string]int{"home": 2}))
 
-			late := dial(t, b)
-			subscribe(t, late, channel)
-			f := expect(t, late, "score", channel)
+			late := harness.Dial(t, b)
+			harness.Subscribe(t, late, channel)
+			f := harness.Expect(t, late, "score", channel)
 			assert.JSONEq(t, `{"home":2}`, f.Text(), "the last event is replayed on another node")
 			assert.Empty(t, take(late, pusher.EventCacheMiss, channel))
 
 			for _, n := range nodes {
 				attrs := rawChannel(t, n, channel, "")
 				require.Contains(t, attrs, "cache", "GET channels/%s through %s: %v", channel, n, attrs)
-				var cached struct {
-					Event   string `json:"event"`
-					Channel string `json:"channel"`
-					Data    string `json:"data"`
-				}
-				require.NoError(t, json.Unmarshal(attrs["cache"], &cached), "cache attribute: %s", attrs["cache"])
+				cached := pusherclient.DecodeFrame(false, attrs["cache"])
+				var data string
+				require.NoError(t, json.Unmarshal(cached.Data, &data), "the data of the cache attribute is a JSON string: %s", attrs["cache"])
 				assert.Equal(t, "score", cached.Event)
 				assert.Equal(t, channel, cached.Channel)
-				assert.JSONEq(t, `{"home":2}`, cached.Data)
+				assert.JSONEq(t, `{"home":2}`, data)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -365,7 +366,7 @@ func (r *churnRun) run(ops []*churnOp) []map[string]*batchEffect {
 	t := r.t
 	for _, op := range ops {
 		if op.s.c == nil {
-			op.s.c = dial(t, r.nodes[op.s.at])
+			op.s.c = harness.Dial(t, r.nodes[op.s.at])
 		}
 	}
 	effects := make([]map[string]*batchEffect, len(r.channels))
@@ -529,7 +530,7 @@ func (r *churnRun) flushAll() {
 				clients = append(clients, o.c)
 			}
 		}
-		flush(r.t, r.nodes[(r.round+ch)%len(r.nodes)], name, clients...)
+		harness.Flush(r.t, r.nodes[(r.round+ch)%len(r.nodes)], name, clients...)
 	}
 }
 
@@ -630,7 +631,7 @@ func (r *churnRun) checkNodes() {
 	t := r.t
 	r.checkCounts()
 	for _, o := range r.observers {
-		fresh := dial(t, r.nodes[o.at])
+		fresh := harness.Dial(t, r.nodes[o.at])
 		name := r.channels[o.ch]
 		f, err := trySubscribePresence(fresh, name, o.name)
 		require.NoError(t, err, "%s: a fresh subscriber to %s on %s", r.where(), name, r.nodes[o.at])
@@ -675,7 +676,7 @@ func runChurnSeed(t *testing.T, seed uint64, index int, nodes []*node) {
 	// One observer per node and channel, joined one after the other.
 	for at, n := range nodes {
 		for ch, name := range r.channels {
-			o := &churnObserver{name: fmt.Sprintf("observer-%d-%d", at, ch), ch: ch, at: at, c: dial(t, n), view: map[string]bool{}, net: map[string]int{}}
+			o := &churnObserver{name: fmt.Sprintf("observer-%d-%d", at, ch), ch: ch, at: at, c: harness.Dial(t, n), view: map[string]bool{}, net: map[string]int{}}
 			o.label = fmt.Sprintf("%s (on node %s)", o.name, n)
 			for _, id := range join(t, o.c, name, o.name) {
 				o.view[id] = true
@@ -744,7 +745,7 @@ func runChurnSeed(t *testing.T, seed uint64, index int, nodes []*node) {
 	for at, n := range nodes {
 		for ch, name := range r.channels {
 			id := fmt.Sprintf("fresh-%d", at)
-			c := dial(t, n)
+			c := harness.Dial(t, n)
 			want := append(append(r.truth(ch), fresh[ch]...), id)
 			sort.Strings(want)
 			assert.Equal(t, want, join(t, c, name, id), "%s: the member list of a fresh subscriber to %s on %s", r.where(), name, n)

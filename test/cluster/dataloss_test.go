@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/app"
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -27,14 +28,14 @@ func TestRedisDataLoss(t *testing.T) {
 	const channel = "presence-dataloss"
 	want := []string{"alice", "bob", "carol"}
 
-	alice, carolA := dial(t, a), dial(t, a)
-	bob, carolB := dial(t, b), dial(t, b)
+	alice, carolA := harness.Dial(t, a), harness.Dial(t, a)
+	bob, carolB := harness.Dial(t, b), harness.Dial(t, b)
 	join(t, alice, channel, "alice")
 	join(t, bob, channel, "bob")
 	join(t, carolA, channel, "carol")
 	join(t, carolB, channel, "carol")
 	observers := []*pusherclient.Client{alice, bob}
-	flush(t, a, channel, observers...)
+	harness.Flush(t, a, channel, observers...)
 	for _, o := range observers {
 		memberEvents(t, o, channel)
 	}
@@ -73,7 +74,7 @@ func TestRedisDataLoss(t *testing.T) {
 
 	// The observers' lists never lost anyone, and re-asserting announces
 	// nobody: the clients never saw these members leave.
-	flush(t, b, channel, observers...)
+	harness.Flush(t, b, channel, observers...)
 	for _, o := range observers {
 		view := map[string]bool{"alice": true, "bob": true, "carol": true}
 		added, removed := memberEvents(t, o, channel)

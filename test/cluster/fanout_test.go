@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -40,8 +41,8 @@ func newFanOut(t *testing.T, nodes []*node, reaches func(from, to int) bool) *fa
 	f := &fanOut{nodes: nodes, reaches: reaches, subs: make([][]*pusherclient.Client, len(nodes))}
 	for i, n := range nodes {
 		for range 2 {
-			c := dial(t, n)
-			subscribe(t, c, fanOutChannel)
+			c := harness.Dial(t, n)
+			harness.Subscribe(t, c, fanOutChannel)
 			f.subs[i] = append(f.subs[i], c)
 		}
 	}
@@ -71,7 +72,7 @@ func (f *fanOut) endAll(t *testing.T, name string) {
 		for _, c := range subs {
 			for from := range f.nodes {
 				if f.reaches(from, to) {
-					expect(t, c, fmt.Sprintf("%s-end-%d", name, from), fanOutChannel)
+					harness.Expect(t, c, fmt.Sprintf("%s-end-%d", name, from), fanOutChannel)
 				}
 			}
 		}
@@ -280,11 +281,11 @@ func TestExcludedSocketOnAnotherNode(t *testing.T) {
 	t.Parallel()
 	nodes := startNodes(t, true, 2, nil)
 	a, b := nodes[0], nodes[1]
-	a1 := dial(t, a)
-	b1, b2 := dial(t, b), dial(t, b)
+	a1 := harness.Dial(t, a)
+	b1, b2 := harness.Dial(t, b), harness.Dial(t, b)
 	all := []*pusherclient.Client{a1, b1, b2}
 	for _, c := range all {
-		subscribe(t, c, fanOutChannel)
+		harness.Subscribe(t, c, fanOutChannel)
 	}
 
 	// A trigger through A that excludes a socket on B.
@@ -299,7 +300,7 @@ func TestExcludedSocketOnAnotherNode(t *testing.T) {
 	// A client event from B: its sender alone does not get it.
 	require.NoError(t, b2.Trigger("client-not-b2", fanOutChannel, map[string]string{"x": "y"}))
 	require.NoError(t, b2.Ping())
-	flush(t, a, fanOutChannel, all...)
+	harness.Flush(t, a, fanOutChannel, all...)
 
 	got := func(c *pusherclient.Client) []string {
 		var names []string

@@ -12,13 +12,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
-// fastFail bounds one call while Redis is down: DESIGN.md wants publishing
-// to fail fast, and a node to serve its own sockets. A call that waits on
-// Redis at all (a dial, a timeout, go-redis's dial retries, 4 × 100 ms by
-// default) takes longer; a call that does not takes a few milliseconds.
+// fastFail bounds one call while Redis is down: publishing must fail fast,
+// and a node serve its own sockets (docs/architecture.md, "When the Redis
+// link is down"). A call that waits on Redis at all (a dial, a timeout,
+// go-redis's dial retries, 4 × 100 ms by default) takes longer; a call that
+// does not takes a few milliseconds.
 const fastFail = 300 * time.Millisecond
 
 // timed runs f and requires that it took less than fastFail.
@@ -85,16 +87,16 @@ func TestNodeStartsWithoutRedis(t *testing.T) {
 	requireDownHealth(t, a)
 	requireDownHealth(t, b)
 	var sa, sb *pusherclient.Client
-	timed(t, "a socket connecting", func() { sa = dial(t, a) })
-	timed(t, "a socket connecting", func() { sb = dial(t, b) })
-	subscribe(t, sa, channel)
-	subscribe(t, sb, channel)
+	timed(t, "a socket connecting", func() { sa = harness.Dial(t, a) })
+	timed(t, "a socket connecting", func() { sb = harness.Dial(t, b) })
+	harness.Subscribe(t, sa, channel)
+	harness.Subscribe(t, sb, channel)
 
 	took := requireLocalOnly(t, a, channel, "local-a")
 	t.Logf("a trigger without Redis answered in %s", took.Round(time.Microsecond))
-	expect(t, sa, "local-a", channel)
+	harness.Expect(t, sa, "local-a", channel)
 	requireLocalOnly(t, b, channel, "local-b")
-	expect(t, sb, "local-b", channel)
+	harness.Expect(t, sb, "local-b", channel)
 
 	// Cluster queries answer from this node alone, at once.
 	start := time.Now()
@@ -127,7 +129,7 @@ func TestNodeStartsWithoutRedis(t *testing.T) {
 	assert.Less(t, recovered, 6*time.Second, "the cluster is whole again within seconds of Redis starting")
 	assert.Equal(t, 2, connections(t, b), "connections across the cluster")
 	// The events that reached one node only never turn up on the other.
-	flush(t, a, channel, sa, sb)
+	harness.Flush(t, a, channel, sa, sb)
 	assert.Empty(t, take(sb, "local-a", channel))
 	assert.Empty(t, take(sa, "local-b", channel))
 }
@@ -203,12 +205,12 @@ func TestRedisRestartMidTraffic(t *testing.T) {
 	p := cl.startProcess(t, "P", nil) // a real process must survive it too
 	waitUp(t, a, b, p)
 	const channel, ticks = "public-restart", "public-ticks"
-	sa, sb, sp := dial(t, a), dial(t, b), dial(t, p)
-	subscribe(t, sa, channel)
-	subscribe(t, sb, channel)
-	subscribe(t, sp, channel)
+	sa, sb, sp := harness.Dial(t, a), harness.Dial(t, b), harness.Dial(t, p)
+	harness.Subscribe(t, sa, channel)
+	harness.Subscribe(t, sb, channel)
+	harness.Subscribe(t, sp, channel)
 	for _, n := range []*node{a, b, p} {
-		subscribe(t, dial(t, n), ticks) // traffic has subscribers on every node
+		harness.Subscribe(t, harness.Dial(t, n), ticks) // traffic has subscribers on every node
 	}
 	waitCrossDelivery(t, a, sb, channel)
 	waitCrossDelivery(t, a, sp, channel)
@@ -231,12 +233,12 @@ func TestRedisRestartMidTraffic(t *testing.T) {
 	}
 	t.Logf("every node reported the outage on /up %s after redis-server died", time.Since(down).Round(time.Millisecond))
 	requireLocalOnly(t, a, channel, "outage-a")
-	expect(t, sa, "outage-a", channel)
+	harness.Expect(t, sa, "outage-a", channel)
 	requireLocalOnly(t, b, channel, "outage-b")
-	expect(t, sb, "outage-b", channel)
+	harness.Expect(t, sb, "outage-b", channel)
 	var newcomer *pusherclient.Client
-	timed(t, "a socket connecting", func() { newcomer = dial(t, a) })
-	subscribe(t, newcomer, channel)
+	timed(t, "a socket connecting", func() { newcomer = harness.Dial(t, a) })
+	harness.Subscribe(t, newcomer, channel)
 	eventually(t, wait, "traffic meets the outage", func() (bool, string) {
 		_, d := tr.counts()
 		return d >= 10, fmt.Sprint(d)
@@ -270,18 +272,18 @@ func TestRedisRestartMidTraffic(t *testing.T) {
 	}
 	for _, s := range []*pusherclient.Client{sa, sb, sp} {
 		for i := range 21 {
-			f := expect(t, s, "after", channel)
+			f := harness.Expect(t, s, "after", channel)
 			var d struct{ N int }
 			require.NoError(t, f.DecodeData(&d))
 			require.Equal(t, i, d.N, "events after the restart arrive in order")
 		}
 	}
-	flush(t, a, channel, sa, sb, sp)
+	harness.Flush(t, a, channel, sa, sb, sp)
 	assert.Empty(t, take(sb, "outage-a", channel))
 	assert.Empty(t, take(sp, "outage-a", channel))
 	assert.Empty(t, take(sa, "outage-b", channel))
 	for _, n := range []*node{a, b, p} {
-		requireOpen(t, dial(t, n))
+		harness.RequireOpen(t, harness.Dial(t, n))
 	}
 }
 
@@ -294,14 +296,14 @@ func TestNodeKillLeavesOthersServing(t *testing.T) {
 	p := cl.startProcess(t, "P", nil)
 	waitUp(t, a, p)
 	const channel = "public-kill"
-	sa, sp := dial(t, a), dial(t, p)
-	subscribe(t, sa, channel)
-	subscribe(t, sp, channel)
+	sa, sp := harness.Dial(t, a), harness.Dial(t, p)
+	harness.Subscribe(t, sa, channel)
+	harness.Subscribe(t, sp, channel)
 	waitCrossDelivery(t, a, sp, channel)
 	waitCrossDelivery(t, p, sa, channel)
 
 	const ticks = "public-kill-ticks"
-	subscribe(t, dial(t, a), ticks)
+	harness.Subscribe(t, harness.Dial(t, a), ticks)
 	tr := startTraffic([]*node{a}, ticks)
 	defer tr.end()
 	eventually(t, wait, "traffic flows", func() (bool, string) {
@@ -323,10 +325,10 @@ func TestNodeKillLeavesOthersServing(t *testing.T) {
 
 	waitUp(t, a)
 	require.NoError(t, a.pusher.Trigger(channel, "after-kill", "x"))
-	expect(t, sa, "after-kill", channel)
-	late := dial(t, a)
-	subscribe(t, late, channel)
-	flush(t, a, channel, sa, late)
+	harness.Expect(t, sa, "after-kill", channel)
+	late := harness.Dial(t, a)
+	harness.Subscribe(t, late, channel)
+	harness.Flush(t, a, channel, sa, late)
 	// Cluster queries answer again without waiting on the dead node.
 	waitConnections(t, a, 3)
 	start := time.Now()

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -39,13 +40,13 @@ func TestRedisFlushAll(t *testing.T) {
 		c  *pusherclient.Client
 		at *node
 	}
-	sockets := []member{{"alice", dial(t, a), a}, {"bob", dial(t, b), b}, {"carol", dial(t, a), a}, {"carol", dial(t, c), c}, {"dave", dial(t, c), c}}
+	sockets := []member{{"alice", harness.Dial(t, a), a}, {"bob", harness.Dial(t, b), b}, {"carol", harness.Dial(t, a), a}, {"carol", harness.Dial(t, c), c}, {"dave", harness.Dial(t, c), c}}
 	var observers []*pusherclient.Client
 	for _, m := range sockets {
 		join(t, m.c, channel, m.id)
 		observers = append(observers, m.c)
 	}
-	flush(t, b, channel, observers...)
+	harness.Flush(t, b, channel, observers...)
 	for _, o := range observers {
 		memberEvents(t, o, channel) // the members arriving: not what this test is about
 	}
@@ -67,7 +68,7 @@ func TestRedisFlushAll(t *testing.T) {
 	}{{"erin", b}, {"frank", c}}
 	var fresh []*pusherclient.Client
 	for _, nc := range newcomers {
-		s := dial(t, nc.at)
+		s := harness.Dial(t, nc.at)
 		f, err := trySubscribePresence(s, channel, nc.id)
 		require.NoError(t, err, "%s subscribes on %s after FLUSHALL", nc.id, nc.at)
 		since := time.Since(flushed).Round(time.Millisecond)
@@ -103,7 +104,7 @@ func TestRedisFlushAll(t *testing.T) {
 	// Nobody left or came back for the clients: they heard the newcomers
 	// arrive, once each, and nothing else.
 	everyone := append(slices.Clone(observers), fresh...)
-	flush(t, a, channel, everyone...)
+	harness.Flush(t, a, channel, everyone...)
 	for i, m := range sockets {
 		added, removed := memberEvents(t, observers[i], channel)
 		assert.Equal(t, []string{"erin", "frank"}, added, "member_added heard by %s's socket on %s", m.id, m.at)

@@ -26,9 +26,12 @@ import (
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
-// wait bounds every wait for something that must happen. It is generous: a
-// passing test never waits this long, and -race on two cores is slow.
-const wait = 10 * time.Second
+// The client helpers both suites use (Dial, Subscribe, Expect, Flush and
+// the Require checks) are in test/harness; the webhook receiver is
+// test/hookrecv.
+
+// wait bounds every wait for something that must happen: harness.Wait.
+const wait = harness.Wait
 
 // lease is the short lease of the tests that wait for one to expire.
 const lease = 1500 * time.Millisecond
@@ -50,6 +53,14 @@ type node struct {
 }
 
 func (n *node) String() string { return n.name }
+
+// SocketURL and Trigger make a node a harness.Endpoint.
+func (n *node) SocketURL() string { return n.wsURL }
+
+// Trigger publishes an event through the node's HTTP API.
+func (n *node) Trigger(channel, event string, data any) error {
+	return n.pusher.Trigger(channel, event, data)
+}
 
 // fromNode wraps an in-process node.
 func fromNode(name string, h *harness.Node) *node {
@@ -196,76 +207,13 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() (bo
 	}
 }
 
-// dial connects to a node and closes the socket when t ends.
-func dial(t testing.TB, n *node) *pusherclient.Client {
-	t.Helper()
-	c, err := pusherclient.Dial(n.wsURL)
-	require.NoError(t, err, "dial %s", n)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// connect performs only the handshake, for sockets the server refuses.
-func connect(t testing.TB, n *node) *pusherclient.Client {
-	t.Helper()
-	c, err := pusherclient.Connect(n.wsURL, pusherclient.Options{})
-	require.NoError(t, err, "connect %s", n)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// expect waits for event on channel ("" for any channel).
-func expect(t testing.TB, c *pusherclient.Client, event, channel string) pusherclient.Frame {
-	t.Helper()
-	f, err := c.Expect(event, channel, wait)
-	require.NoError(t, err, "waiting for %s on %q (socket %s)", event, channel, c.SocketID)
-	return f
-}
-
-// requireFatal checks a fatal error: pusher:error with code, then a close
-// frame with the same code.
-func requireFatal(t testing.TB, c *pusherclient.Client, code int) {
-	t.Helper()
-	f := expect(t, c, pusher.EventError, "")
-	e, err := f.PusherError()
-	require.NoError(t, err)
-	require.Equal(t, code, e.Code, "pusher:error %s", f)
-	got, reason, err := c.WaitClosed(wait)
-	require.NoError(t, err, "waiting for close code %d", code)
-	require.Equal(t, code, got, "close code (reason %q)", reason)
-}
-
-// requireOpen proves the socket still works: pusher:ping gets pusher:pong.
-func requireOpen(t testing.TB, c *pusherclient.Client) {
-	t.Helper()
-	require.NoError(t, c.Ping(), "socket %s should still be open", c.SocketID)
-	_, _, closed := c.CloseStatus()
-	require.False(t, closed)
-}
-
-// subscribe joins a public or private channel and requires success.
-func subscribe(t testing.TB, c *pusherclient.Client, channel string) {
-	t.Helper()
-	a := ""
-	if pusher.KindOf(channel).Private {
-		a = c.Auth(harness.AppKey, harness.AppSecret, channel, "")
-	}
-	f, err := c.Subscribe(channel, a, "")
-	require.NoError(t, err)
-	require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "subscribe %s: %s", channel, f)
-}
-
-// presenceData returns the channel_data of a user.
-func presenceData(id string) string {
-	b, _ := json.Marshal(map[string]any{"user_id": id, "user_info": map[string]string{"name": "user " + id}})
-	return string(b)
-}
+// userInfo is the user_info of user id in this suite's presence channels.
+func userInfo(id string) map[string]string { return map[string]string{"name": "user " + id} }
 
 // trySubscribePresence joins a presence channel as user id and returns
-// the answer, whatever it is.
+// the answer, whatever it is; it may run on any goroutine.
 func trySubscribePresence(c *pusherclient.Client, channel, id string) (pusherclient.Frame, error) {
-	data := presenceData(id)
-	return c.Subscribe(channel, c.Auth(harness.AppKey, harness.AppSecret, channel, data), data)
+	return harness.SubscribePresence(c, channel, id, userInfo(id))
 }
 
 // join subscribes c to a presence channel as user id, requires success
@@ -281,22 +229,13 @@ func join(t testing.TB, c *pusherclient.Client, channel, id string) []string {
 	return ids
 }
 
-// presenceList is the data of subscription_succeeded on a presence channel.
-type presenceList struct {
-	Presence struct {
-		IDs   []string                   `json:"ids"`
-		Hash  map[string]json.RawMessage `json:"hash"`
-		Count int                        `json:"count"`
-	} `json:"presence"`
-}
-
 // members requires subscription_succeeded and returns its ids, sorted,
 // after checking that ids, hash and count agree.
 func members(t testing.TB, f pusherclient.Frame) []string {
 	t.Helper()
 	require.Equal(t, pusher.EventSubscriptionSucceeded, f.Event, "%s", f)
-	var p presenceList
-	require.NoError(t, f.DecodeData(&p))
+	p, err := f.PresenceList()
+	require.NoError(t, err)
 	require.Len(t, p.Presence.Hash, len(p.Presence.IDs), "hash and ids of %s", f)
 	require.Equal(t, len(p.Presence.IDs), p.Presence.Count, "count of %s", f)
 	ids := append([]string{}, p.Presence.IDs...)
@@ -312,21 +251,6 @@ func memberID(t testing.TB, f pusherclient.Frame) string {
 	}
 	require.NoError(t, f.DecodeData(&m), "user_id must be a string: %s", f)
 	return m.UserID
-}
-
-var markers atomic.Int64
-
-// flush is a barrier: it triggers a marker on channel through n and waits
-// until every client has it. Redis hands events to every node in publish
-// order, so whatever was published before the marker has reached these
-// clients by then.
-func flush(t testing.TB, n *node, channel string, clients ...*pusherclient.Client) {
-	t.Helper()
-	event := fmt.Sprintf("fizz-test-marker-%d", markers.Add(1))
-	require.NoError(t, n.pusher.Trigger(channel, event, "marker"), "marker through %s", n)
-	for _, c := range clients {
-		expect(t, c, event, channel)
-	}
 }
 
 // take removes every pending frame with event on channel from c's inbox
@@ -441,6 +365,18 @@ func userCount(t testing.TB, n *node, channel string) int {
 	ch, err := n.pusher.Channel(channel, pusherhttp.ChannelParams{Info: &info})
 	require.NoError(t, err, "channel %s through %s", channel, n)
 	return ch.UserCount
+}
+
+// sumMetric sums a metric (counters and gauges) over in-process nodes,
+// the series whose labels include labels (name, value pairs).
+func sumMetric(t testing.TB, nodes []*node, name string, labels ...string) float64 {
+	t.Helper()
+	total := 0.0
+	for _, n := range nodes {
+		require.NotNil(t, n.inproc, "%s runs in this process", n)
+		total += n.inproc.Metric(t, name, labels...)
+	}
+	return total
 }
 
 // statusOf returns the HTTP status in a pusher-http-go error, or 200.

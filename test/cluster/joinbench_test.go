@@ -7,6 +7,7 @@ import (
 
 	"github.com/fizz-server/fizz/app"
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkJoinLeave(b *testing.B) {
 			workers := make(chan *joinWorker, joinWorkers)
 			for i := range joinWorkers {
 				workers <- &joinWorker{
-					c:       dial(b, nodes[i%len(nodes)]),
+					c:       harness.Dial(b, nodes[i%len(nodes)]),
 					user:    fmt.Sprintf("w%02d", i),
 					channel: fmt.Sprintf("%s%d", tt.prefix, i%joinChannels),
 				}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,11 +23,11 @@ func TestNodeStopsPromptly(t *testing.T) {
 	nodes := startNodes(t, true, 2, nil)
 	a, b := nodes[0], nodes[1]
 	const channel = "presence-stop"
-	obs := dial(t, a)
+	obs := harness.Dial(t, a)
 	join(t, obs, channel, "stays")
-	leaver := dial(t, b)
+	leaver := harness.Dial(t, b)
 	join(t, leaver, channel, "leaves")
-	expect(t, obs, "pusher_internal:member_added", channel)
+	harness.Expect(t, obs, "pusher_internal:member_added", channel)
 
 	start := time.Now()
 	b.inproc.Stop()
@@ -34,7 +35,7 @@ func TestNodeStopsPromptly(t *testing.T) {
 	t.Logf("stopping a scaling node took %s", took.Round(time.Millisecond))
 	assert.Less(t, took, stopBudget, "graceful stop of a scaling node")
 
-	f := expect(t, obs, "pusher_internal:member_removed", channel)
+	f := harness.Expect(t, obs, "pusher_internal:member_removed", channel)
 	require.Equal(t, "leaves", memberID(t, f))
 	assert.Equal(t, []string{"stays"}, channelUsers(t, a, channel))
 }

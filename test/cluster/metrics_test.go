@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/fizz-server/fizz/test/harness"
 	pusherhttp "github.com/pusher/pusher-http-go/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,14 +27,14 @@ func TestClusterMetrics(t *testing.T) {
 	// A: u1 on the presence channel, one socket on shared.
 	// B: u1 again and u2 on the presence channel (u2 also on shared), one
 	// socket on onlyOnB. C: nothing.
-	a1, a2 := dial(t, a), dial(t, a)
-	b1, b2, b3 := dial(t, b), dial(t, b), dial(t, b)
+	a1, a2 := harness.Dial(t, a), harness.Dial(t, a)
+	b1, b2, b3 := harness.Dial(t, b), harness.Dial(t, b), harness.Dial(t, b)
 	join(t, a1, room, "u1")
-	subscribe(t, a2, shared)
+	harness.Subscribe(t, a2, shared)
 	join(t, b1, room, "u1")
 	join(t, b2, room, "u2")
-	subscribe(t, b2, shared)
-	subscribe(t, b3, onlyOnB)
+	harness.Subscribe(t, b2, shared)
+	harness.Subscribe(t, b3, onlyOnB)
 	const sockets = 5
 
 	for _, n := range nodes {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -23,12 +24,12 @@ func TestPresenceLeaveDuringOutage(t *testing.T) {
 	a, b := cl.start(t, "A", nil), cl.start(t, "B", nil)
 	waitUp(t, a, b)
 	const channel = "presence-outage-leave"
-	obsA, obsB := dial(t, a), dial(t, b)
+	obsA, obsB := harness.Dial(t, a), harness.Dial(t, b)
 	join(t, obsA, channel, "obsA")
 	join(t, obsB, channel, "obsB")
-	leaver := dial(t, a)
+	leaver := harness.Dial(t, a)
 	join(t, leaver, channel, "leaver")
-	flush(t, a, channel, obsA, obsB)
+	harness.Flush(t, a, channel, obsA, obsB)
 	memberEvents(t, obsA, channel)
 	memberEvents(t, obsB, channel)
 
@@ -56,7 +57,7 @@ func TestPresenceLeaveDuringOutage(t *testing.T) {
 	for _, n := range []*node{a, b} {
 		assert.Equal(t, []string{"obsA", "obsB"}, channelUsers(t, n, channel), "users through %s", n)
 		eventually(t, 4*lease+wait, fmt.Sprintf("a fresh subscriber on %s", n), func() (bool, string) {
-			fresh := dial(t, n)
+			fresh := harness.Dial(t, n)
 			defer fresh.Close()
 			f, err := trySubscribePresence(fresh, channel, "obsA")
 			if err != nil || f.Event != "pusher_internal:subscription_succeeded" {

@@ -39,8 +39,8 @@ func (op raceOp) do(channel string) error {
 	if op.leave {
 		err = c.Unsubscribe(channel)
 	} else {
-		data := presenceData(op.socket.user)
-		err = c.SendSubscribe(channel, c.Auth(harness.AppKey, harness.AppSecret, channel, data), data)
+		data := harness.PresenceData(op.socket.user, userInfo(op.socket.user))
+		err = c.SendSubscribe(channel, harness.Auth(c, channel, data), data)
 	}
 	if err != nil {
 		return err
@@ -120,7 +120,7 @@ func TestPresenceConcurrentJoins(t *testing.T) {
 		channel := fmt.Sprintf("presence-race-%d", round)
 		var sockets []*raceSocket
 		open := func(user string, n *node) *raceSocket {
-			s := &raceSocket{user: user, node: n, client: dial(t, n)}
+			s := &raceSocket{user: user, node: n, client: harness.Dial(t, n)}
 			sockets = append(sockets, s)
 			return s
 		}
@@ -155,7 +155,7 @@ func TestPresenceConcurrentJoins(t *testing.T) {
 		}
 		// Every member event published so far reaches the sockets before
 		// the marker.
-		flush(t, nodes[round%len(nodes)], channel, stayed...)
+		harness.Flush(t, nodes[round%len(nodes)], channel, stayed...)
 		for _, s := range sockets {
 			view := replay(t, s, channel)
 			if !s.left {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -42,7 +43,7 @@ func memberEvents(t testing.TB, c *pusherclient.Client, channel string) (added, 
 // clients heard a member event.
 func requireNoMemberEvents(t testing.TB, n *node, channel string, clients ...*pusherclient.Client) {
 	t.Helper()
-	flush(t, n, channel, clients...)
+	harness.Flush(t, n, channel, clients...)
 	for _, c := range clients {
 		added, removed := memberEvents(t, c, channel)
 		require.Empty(t, added, "member_added on socket %s", c.SocketID)
@@ -55,7 +56,7 @@ func requireNoMemberEvents(t testing.TB, n *node, channel string, clients ...*pu
 func requireMemberEvent(t testing.TB, n *node, channel, event, user string, clients ...*pusherclient.Client) {
 	t.Helper()
 	for _, c := range clients {
-		require.Equal(t, user, memberID(t, expect(t, c, event, channel)), "%s on socket %s", event, c.SocketID)
+		require.Equal(t, user, memberID(t, harness.Expect(t, c, event, channel)), "%s on socket %s", event, c.SocketID)
 	}
 	requireNoMemberEvents(t, n, channel, clients...)
 }
@@ -75,20 +76,20 @@ func runPresence(t *testing.T, nodes []*node) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	const channel = "presence-across"
 
-	alice := dial(t, a)
+	alice := harness.Dial(t, a)
 	assert.Equal(t, []string{"alice"}, join(t, alice, channel, "alice"))
 
-	bob := dial(t, b)
+	bob := harness.Dial(t, b)
 	assert.Equal(t, []string{"alice", "bob"}, join(t, bob, channel, "bob"), "bob on B lists alice on A")
 	requireMemberEvent(t, c, channel, memberAdded, "bob", alice)
 	requireNoMemberEvents(t, a, channel, bob)
 
-	carol := dial(t, c)
+	carol := harness.Dial(t, c)
 	assert.Equal(t, []string{"alice", "bob", "carol"}, join(t, carol, channel, "carol"), "carol on C lists every node's members")
 	requireMemberEvent(t, b, channel, memberAdded, "carol", alice, bob)
 
 	// alice's second socket, on another node, is no new member.
-	alice2 := dial(t, c)
+	alice2 := harness.Dial(t, c)
 	assert.Equal(t, []string{"alice", "bob", "carol"}, join(t, alice2, channel, "alice"))
 	everyone := []*pusherclient.Client{alice, bob, carol, alice2}
 	requireNoMemberEvents(t, a, channel, everyone...)
@@ -110,7 +111,7 @@ func runPresence(t *testing.T, nodes []*node) {
 	assert.Equal(t, []string{"alice", "bob", "carol"}, join(t, alice, channel, "alice"))
 	requireMemberEvent(t, c, channel, memberAdded, "alice", bob, carol)
 	for _, n := range nodes {
-		late := dial(t, n)
+		late := harness.Dial(t, n)
 		assert.Equal(t, []string{"alice", "bob", "carol"}, join(t, late, channel, "bob"), "a late subscriber on %s", n)
 		require.NoError(t, late.Close())
 	}
@@ -144,15 +145,15 @@ func TestPresenceNodeKill(t *testing.T) {
 	waitUp(t, a, b, p)
 	const channel = "presence-kill"
 
-	obsA, obsB := dial(t, a), dial(t, b)
+	obsA, obsB := harness.Dial(t, a), harness.Dial(t, b)
 	join(t, obsA, channel, "obsA")
 	join(t, obsB, channel, "obsB")
 	for _, user := range []string{"gone1", "gone2", "both"} {
-		join(t, dial(t, p), channel, user)
+		join(t, harness.Dial(t, p), channel, user)
 	}
-	join(t, dial(t, a), channel, "both")
+	join(t, harness.Dial(t, a), channel, "both")
 	observers := []*pusherclient.Client{obsA, obsB}
-	flush(t, a, channel, observers...)
+	harness.Flush(t, a, channel, observers...)
 	memberEvents(t, obsA, channel)
 	memberEvents(t, obsB, channel)
 	requireCounts(t, []*node{a, b}, channel, "both", "gone1", "gone2", "obsA", "obsB")
@@ -188,7 +189,7 @@ func TestPresenceNodeKill(t *testing.T) {
 	requireNoMemberEvents(t, b, channel, observers...)
 	requireCounts(t, []*node{a, b}, channel, "both", "obsA", "obsB")
 	for _, n := range []*node{a, b} {
-		fresh := dial(t, n)
+		fresh := harness.Dial(t, n)
 		assert.Equal(t, []string{"both", "obsA", "obsB"}, join(t, fresh, channel, "obsA"), "a fresh subscriber on %s", n)
 	}
 }

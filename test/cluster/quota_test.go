@@ -8,13 +8,14 @@ import (
 
 	"github.com/fizz-server/fizz/app"
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
 // requireRefused requires that a new socket on n is refused with 4004.
 func requireRefused(t testing.TB, n *node) {
 	t.Helper()
-	requireFatal(t, connect(t, n), pusher.CodeOverQuota)
+	harness.RequireFatal(t, harness.Connect(t, n.wsURL, nil), pusher.CodeOverQuota)
 }
 
 // admitEventually dials n until a socket is admitted: a closed socket is
@@ -37,7 +38,7 @@ func admitEventually(t testing.TB, n *node) *pusherclient.Client {
 // runQuota: max_connections 3 holds for all nodes together.
 func runQuota(t *testing.T, nodes []*node) {
 	a, b := nodes[0], nodes[1]
-	a1, _, _ := dial(t, a), dial(t, a), dial(t, b)
+	a1, _, _ := harness.Dial(t, a), harness.Dial(t, a), harness.Dial(t, b)
 	requireRefused(t, a)
 	requireRefused(t, b)
 

@@ -20,7 +20,7 @@ func signin(t testing.TB, c *pusherclient.Client, id string) {
 	require.NoError(t, err)
 	auth := harness.AppKey + ":" + pusher.Sign(harness.AppSecret, pusher.UserAuthMessage(c.SocketID, string(userData)))
 	require.NoError(t, c.Send(pusher.EventSignin, "", map[string]string{"user_data": string(userData), "auth": auth}))
-	expect(t, c, "pusher:signin_success", "")
+	harness.Expect(t, c, "pusher:signin_success", "")
 }
 
 // TestClusterTerminate: terminate_connections through one node closes the
@@ -31,24 +31,24 @@ func TestClusterTerminate(t *testing.T) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	const room = "presence-terminate"
 
-	bystander := dial(t, a)
+	bystander := harness.Dial(t, a)
 	join(t, bystander, room, "bystander")
 	// The victim has a presence socket on A and a signed-in socket on C.
-	victimA := dial(t, a)
+	victimA := harness.Dial(t, a)
 	join(t, victimA, room, "victim")
-	victimC := dial(t, c)
+	victimC := harness.Dial(t, c)
 	signin(t, victimC, "victim")
-	require.Equal(t, "victim", memberID(t, expect(t, bystander, pusher.EventMemberAdded, room)))
+	require.Equal(t, "victim", memberID(t, harness.Expect(t, bystander, pusher.EventMemberAdded, room)))
 
 	status, body := api(t, b, http.MethodPost, "/users/victim/terminate_connections", nil, []byte("{}"))
 	require.Equal(t, http.StatusOK, status, "terminate through B: %s", body)
 
-	requireFatal(t, victimA, pusher.CodeUnauthorized)
-	requireFatal(t, victimC, pusher.CodeUnauthorized)
-	requireOpen(t, bystander)
-	require.Equal(t, "victim", memberID(t, expect(t, bystander, pusher.EventMemberRemoved, room)))
+	harness.RequireFatal(t, victimA, pusher.CodeUnauthorized)
+	harness.RequireFatal(t, victimC, pusher.CodeUnauthorized)
+	harness.RequireOpen(t, bystander)
+	require.Equal(t, "victim", memberID(t, harness.Expect(t, bystander, pusher.EventMemberRemoved, room)))
 	waitConnections(t, b, 1)
-	flush(t, c, room, bystander)
+	harness.Flush(t, c, room, bystander)
 	assert.Empty(t, take(bystander, pusher.EventMemberRemoved, room), "one member_removed for the victim")
 	assert.Equal(t, []string{"bystander"}, channelUsers(t, b, room))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -15,25 +16,7 @@ import (
 // the cluster's count of that transition, each decided by one node.
 func transitionsOf(t testing.TB, nodes []*node, kind string) int {
 	t.Helper()
-	total := 0
-	for _, n := range nodes {
-		require.NotNil(t, n.inproc, "%s runs in this process", n)
-		families, err := n.inproc.Stats.Gatherer().Gather()
-		require.NoError(t, err)
-		for _, f := range families {
-			if f.GetName() != "fizz_channel_transitions_total" {
-				continue
-			}
-			for _, m := range f.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "kind" && l.GetValue() == kind {
-						total += int(m.GetCounter().GetValue())
-					}
-				}
-			}
-		}
-	}
-	return total
+	return int(sumMetric(t, nodes, "fizz_channel_transitions_total", "kind", kind))
 }
 
 // atOnce runs f for each client on its own goroutine, released together,
@@ -81,7 +64,7 @@ func TestChannelTransitionsAreDecidedOnce(t *testing.T) {
 				var ids []string
 				for _, n := range nodes {
 					for i := range perNode {
-						clients = append(clients, dial(t, n))
+						clients = append(clients, harness.Dial(t, n))
 						id := fmt.Sprintf("%s-%d", n, i)
 						if i == 0 {
 							id = "everywhere" // one user on every node

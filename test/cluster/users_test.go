@@ -28,14 +28,14 @@ func usersSignin(t testing.TB, c *pusherclient.Client, userData string) {
 	t.Helper()
 	auth := harness.AppKey + ":" + pusher.Sign(harness.AppSecret, pusher.UserAuthMessage(c.SocketID, userData))
 	require.NoError(t, c.Send(pusher.EventSignin, "", map[string]string{"user_data": userData, "auth": auth}))
-	expect(t, c, "pusher:signin_success", "")
+	harness.Expect(t, c, "pusher:signin_success", "")
 }
 
 // usersWatch waits for c's next watchlist_events frame and returns its
 // events as "online:a,b" (ids sorted), the form jsclient.Watchlist uses.
 func usersWatch(t testing.TB, c *pusherclient.Client) []string {
 	t.Helper()
-	f := expect(t, c, usersWatchlistEvent, "")
+	f := harness.Expect(t, c, usersWatchlistEvent, "")
 	var body struct {
 		Events []struct {
 			Name    string   `json:"name"`
@@ -55,7 +55,7 @@ func usersWatch(t testing.TB, c *pusherclient.Client) []string {
 // usersOnline signs a new socket on n in as user id.
 func usersOnline(t testing.TB, n *node, id string) *pusherclient.Client {
 	t.Helper()
-	c := dial(t, n)
+	c := harness.Dial(t, n)
 	usersSignin(t, c, fmt.Sprintf(`{"id":%q}`, id))
 	return c
 }
@@ -107,7 +107,7 @@ func TestUsersWatchlistAcrossNodes(t *testing.T) {
 	require.JSONEq(t, `{"events":[{"name":"online","user_ids":["c"]}]}`, frameData(t, first.Data))
 	data, err := json.Marshal(map[string]any{"id": "gw", "watchlist": []string{"a", "b", "c"}})
 	require.NoError(t, err)
-	gw := dial(t, b)
+	gw := harness.Dial(t, b)
 	usersSignin(t, gw, string(data))
 	require.Equal(t, []string{"online:c"}, usersWatch(t, gw), "c is online already")
 	w := &usersWatcher{t: t, d: d, js: "w", goc: gw, seen: []string{"online:c"}}
@@ -162,7 +162,7 @@ func TestUsersWatchlistNodeKill(t *testing.T) {
 	d.Connect("w", s.httpURL, harness.AppKey, harness.AppSecret, jsclient.Cmd{"user": watchlist, "signin": true})
 	data, err := json.Marshal(map[string]any{"id": "gw", "watchlist": []string{"k", "s", "z"}})
 	require.NoError(t, err)
-	gw := dial(t, s)
+	gw := harness.Dial(t, s)
 	usersSignin(t, gw, string(data))
 	require.Equal(t, []string{"online:k,s,z"}, usersWatch(t, gw))
 	w := &usersWatcher{t: t, d: d, js: "w", goc: gw, seen: []string{"online:k,s,z"}}
@@ -194,8 +194,8 @@ func TestUsersSubscriptionCountAcrossNodes(t *testing.T) {
 	d.WaitCount("wA", channel, 2, wait)
 	d.WaitCount("wB", channel, 2, wait)
 
-	onA := harness.DialMany(t, a.wsURL, 250)
-	onB := harness.DialMany(t, b.wsURL, 250)
+	onA := harness.DialMany(t, a, 250)
+	onB := harness.DialMany(t, b, 250)
 	all := append(append([]*pusherclient.Client{}, onA...), onB...)
 	start := time.Now()
 	harness.SubscribeAll(t, all, channel)
@@ -241,14 +241,14 @@ func TestUsersSendToUserAcrossNodes(t *testing.T) {
 	inUserChannel("uB", "u")
 	inUserChannel("v", "v")
 	gA := usersOnline(t, a, "u")
-	subscribe(t, gA, "#server-to-user-u")
+	harness.Subscribe(t, gA, "#server-to-user-u")
 
 	require.NoError(t, a.pusher.SendToUser("u", "greet", map[string]string{"to": "u"}), "SendToUser through A")
 	for _, id := range []string{"uA", "uB"} {
 		e := d.WaitFor(id+" greeted", wait, id, "user_event", func(e jsclient.Event) bool { return e.Event == "greet" })
 		require.JSONEq(t, `{"to":"u"}`, frameData(t, e.Data), "%s: %s", id, e)
 	}
-	f := expect(t, gA, "greet", "#server-to-user-u")
+	f := harness.Expect(t, gA, "greet", "#server-to-user-u")
 	require.JSONEq(t, `{"to":"u"}`, f.Text())
 	// v's event goes out after u's: once v has it, v had nothing of u's.
 	require.NoError(t, a.pusher.SendToUser("v", "greet-v", map[string]string{"to": "v"}))
@@ -259,7 +259,7 @@ func TestUsersSendToUserAcrossNodes(t *testing.T) {
 
 	status, body := api(t, b, http.MethodPost, "/users/u/terminate_connections", nil, []byte("{}"))
 	require.Equal(t, http.StatusOK, status, "terminate through B: %s", body)
-	requireFatal(t, gA, pusher.CodeUnauthorized)
+	harness.RequireFatal(t, gA, pusher.CodeUnauthorized)
 	for _, id := range []string{"uA", "uB"} {
 		d.WaitFor(id+"'s 4009", wait, id, "error", func(e jsclient.Event) bool { return e.Code == pusher.CodeUnauthorized })
 		d.WaitState(id, "disconnected", wait)

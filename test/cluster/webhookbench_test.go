@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fizz-server/fizz/modules/pusher"
+	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
@@ -80,8 +81,8 @@ func runWebhookLoad(b *testing.B, mode string) {
 
 	var received atomic.Int64
 	for i := range loadSubscribers {
-		c := dial(b, nodes[i%2])
-		subscribe(b, c, "load-fanout")
+		c := harness.Dial(b, nodes[i%2])
+		harness.Subscribe(b, c, "load-fanout")
 		go func() {
 			for {
 				if _, err := c.ExpectFunc(pusherclient.Match("load-event", "load-fanout"), time.Minute); err != nil {
@@ -109,7 +110,7 @@ func runWebhookLoad(b *testing.B, mode string) {
 	var joiners sync.WaitGroup
 	errs := make(chan error, loadJoiners)
 	for w := range loadJoiners {
-		c := dial(b, nodes[w%2])
+		c := harness.Dial(b, nodes[w%2])
 		joiners.Go(func() {
 			for {
 				n := next.Add(1)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/test/harness"
+	"github.com/fizz-server/fizz/test/hookrecv"
 )
 
 // Log lines of the node that sends the cluster's webhooks.
@@ -36,11 +37,11 @@ func leads(n *node) bool {
 // webhook arrives, under the outbox id it had before: none is lost.
 func TestWebhooksSurviveLeaderKill(t *testing.T) {
 	t.Parallel()
-	r := newHookReceiver(t)
-	r.fail(true)
+	r := hookrecv.New(t)
+	r.Fail(true)
 	cl := newCluster(t)
 	hooks, err := json.Marshal([]map[string]any{{
-		"url":         r.url(),
+		"url":         r.URL(),
 		"event_types": []string{pusher.WebhookChannelOccupied, pusher.WebhookMemberAdded, pusher.WebhookClientEvent},
 	}})
 	require.NoError(t, err)
@@ -77,11 +78,11 @@ func TestWebhooksSurviveLeaderKill(t *testing.T) {
 	want := map[string]bool{}
 	for i := range 6 {
 		n := nodes[i%len(nodes)]
-		c := dial(t, n)
+		c := harness.Dial(t, n)
 		public, private, user := fmt.Sprintf("kill-%d", i), fmt.Sprintf("private-kill-%d", i), fmt.Sprintf("ku%d", i)
-		subscribe(t, c, public)
+		harness.Subscribe(t, c, public)
 		join(t, c, "presence-kill", user)
-		subscribe(t, c, private)
+		harness.Subscribe(t, c, private)
 		require.NoError(t, c.Trigger("client-kill", private, fmt.Sprint(i)))
 		require.NoError(t, c.Ping())
 		want["channel_occupied:"+public] = true
@@ -90,7 +91,7 @@ func TestWebhooksSurviveLeaderKill(t *testing.T) {
 		want["client_event:"+private+":client-kill"] = true
 	}
 	want["channel_occupied:presence-kill"] = true
-	missing := func(evs []hookEvent) []string {
+	missing := func(evs []hookrecv.Event) []string {
 		seen := map[string]bool{}
 		for _, e := range evs {
 			seen[e.String()] = true
@@ -105,23 +106,23 @@ func TestWebhooksSurviveLeaderKill(t *testing.T) {
 	}
 	// The leader has read them all: each was tried (and failed).
 	eventually(t, wait, "every webhook tried by the leader", func() (bool, string) {
-		m := missing(r.all())
+		m := missing(r.All())
 		return len(m) == 0, fmt.Sprint(m)
 	})
-	require.Empty(t, r.accepted())
+	require.Empty(t, r.Accepted())
 	tried := map[string]string{}
-	for _, e := range r.all() {
+	for _, e := range r.All() {
 		tried[e.String()] = e.ID
 	}
 
 	leader.proc.Kill()
-	r.fail(false)
+	r.Fail(false)
 	took := eventually(t, lease+8*time.Second, "every webhook delivered after the kill", func() (bool, string) {
-		m := missing(r.accepted())
+		m := missing(r.Accepted())
 		return len(m) == 0, fmt.Sprintf("missing %v", m)
 	})
 	t.Logf("every webhook delivered %s after the kill (lease %s)", took, lease)
-	for _, e := range r.accepted() {
+	for _, e := range r.Accepted() {
 		if id, ok := tried[e.String()]; ok && want[e.String()] {
 			assert.Equal(t, id, e.ID, "%s keeps its outbox id", e)
 		}
@@ -146,12 +147,12 @@ func TestWebhooksSurviveLeaderKill(t *testing.T) {
 // events reach the second webhook.
 func TestWebhookUndoneForOneHookIsKeptForAnother(t *testing.T) {
 	t.Parallel()
-	ra, rb := newHookReceiver(t), newHookReceiver(t)
-	rb.fail(true)
+	ra, rb := hookrecv.New(t), hookrecv.New(t)
+	rb.Fail(true)
 	cl := newCluster(t)
 	hooks, err := json.Marshal([]map[string]any{
-		{"url": ra.url(), "event_types": []string{pusher.WebhookChannelOccupied, pusher.WebhookChannelVacated}},
-		{"url": rb.url(), "event_types": []string{pusher.WebhookChannelOccupied}, "filter": map[string]string{"channel_name_starts_with": "undone"}},
+		{"url": ra.URL(), "event_types": []string{pusher.WebhookChannelOccupied, pusher.WebhookChannelVacated}},
+		{"url": rb.URL(), "event_types": []string{pusher.WebhookChannelOccupied}, "filter": map[string]string{"channel_name_starts_with": "undone"}},
 	})
 	require.NoError(t, err)
 	env := map[string]string{
@@ -172,10 +173,10 @@ func TestWebhookUndoneForOneHookIsKeptForAnother(t *testing.T) {
 	})
 
 	const ch, barrier = "undone", "barrier" // B does not want the barrier
-	c := dial(t, other)                     // survives the kill
-	subscribe(t, c, ch)
+	c := harness.Dial(t, other)             // survives the kill
+	harness.Subscribe(t, c, ch)
 	eventually(t, wait, "the first occupied: sent to A, tried on B", func() (bool, string) {
-		return len(ra.accepted()) == 1 && len(rb.all()) >= 1, fmt.Sprintf("A %v, B %v", ra.accepted(), rb.all())
+		return len(ra.Accepted()) == 1 && len(rb.All()) >= 1, fmt.Sprintf("A %v, B %v", ra.Accepted(), rb.All())
 	})
 	// A flap, within the leave delay: A hears nothing of it.
 	require.NoError(t, c.Unsubscribe(ch))
@@ -184,11 +185,11 @@ func TestWebhookUndoneForOneHookIsKeptForAnother(t *testing.T) {
 		info, err := other.pusher.Channel(ch, pusherhttp.ChannelParams{})
 		return err == nil && !info.Occupied, fmt.Sprint(info, err)
 	})
-	subscribe(t, c, ch)
+	harness.Subscribe(t, c, ch)
 	// A barrier: A's occupied of another channel, and that entry out of
 	// the outbox, so that whatever the leader finished before it has left
 	// the outbox too.
-	subscribe(t, c, barrier)
+	harness.Subscribe(t, c, barrier)
 	rdb := cl.redis.Client(t)
 	stream := cl.channel + ":wh:" + harness.AppID
 	eventually(t, wait, "the barrier sent and out of the outbox", func() (bool, string) {
@@ -201,18 +202,18 @@ func TestWebhookUndoneForOneHookIsKeptForAnother(t *testing.T) {
 				return false, fmt.Sprint(entries)
 			}
 		}
-		return len(ra.accepted()) == 2, fmt.Sprint(ra.accepted(), entries)
+		return len(ra.Accepted()) == 2, fmt.Sprint(ra.Accepted(), entries)
 	})
 
 	leader.proc.Kill()
-	rb.fail(false)
+	rb.Fail(false)
 	eventually(t, lease+8*time.Second, "both occupied at B after the kill", func() (bool, string) {
 		got := 0
-		for _, e := range rb.accepted() {
+		for _, e := range rb.Accepted() {
 			if e.Name == pusher.WebhookChannelOccupied && e.Channel == ch {
 				got++
 			}
 		}
-		return got >= 2, fmt.Sprintf("B accepted %v", rb.accepted())
+		return got >= 2, fmt.Sprintf("B accepted %v", rb.Accepted())
 	})
 }

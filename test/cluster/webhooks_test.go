@@ -2,10 +2,7 @@ package cluster_test
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -22,114 +19,12 @@ import (
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/test/harness"
+	"github.com/fizz-server/fizz/test/hookrecv"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
 
-// hookEvent is one webhook event a receiver got, in a POST it answered
-// with status.
-type hookEvent struct {
-	pusherhttp.WebhookEvent
-	// ID is the event's outbox id, its part of X-Fizz-Webhook-Id.
-	ID     string
-	Status int
-	At     time.Time
-}
-
-func (e hookEvent) String() string {
-	s := e.Name + ":" + e.Channel
-	if e.UserID != "" {
-		s += ":" + e.UserID
-	}
-	if e.Event != "" {
-		s += ":" + e.Event
-	}
-	return s
-}
-
-// hookReceiver is a webhook endpoint: it answers 200, or 500 while
-// failing, checks each POST it accepts as a Pusher SDK does, and keeps the
-// events of every POST in the order they came.
-type hookReceiver struct {
-	t       testing.TB
-	srv     *httptest.Server
-	pusher  *pusherhttp.Client
-	mu      sync.Mutex
-	events  []hookEvent
-	posts   int
-	failing bool
-}
-
-func newHookReceiver(t testing.TB) *hookReceiver {
-	r := &hookReceiver{t: t, pusher: &pusherhttp.Client{AppID: harness.AppID, Key: harness.AppKey, Secret: harness.AppSecret}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	hook, err := r.pusher.Webhook(req.Header, body)
-	if err != nil {
-		r.t.Errorf("a webhook failed pusher-http-go's validation: %v (%s)", err, body)
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	ids := strings.Split(req.Header.Get("X-Fizz-Webhook-Id"), ",")
-	if len(ids) != len(hook.Events) || ids[0] == "" {
-		r.t.Errorf("X-Fizz-Webhook-Id %q does not name the %d events of %s", req.Header.Get("X-Fizz-Webhook-Id"), len(hook.Events), body)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.posts++
-	status := http.StatusOK
-	if r.failing {
-		status = http.StatusInternalServerError
-	}
-	now := time.Now()
-	for i, e := range hook.Events {
-		ev := hookEvent{WebhookEvent: e, Status: status, At: now}
-		if i < len(ids) {
-			ev.ID = ids[i]
-		}
-		r.events = append(r.events, ev)
-	}
-	w.WriteHeader(status)
-}
-
-// fail makes the receiver answer 500 (true) or 200 (false).
-func (r *hookReceiver) fail(v bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.failing = v
-}
-
-// url is where the webhooks go.
-func (r *hookReceiver) url() string { return r.srv.URL }
-
-// all returns every event of every POST so far, answered or not.
-func (r *hookReceiver) all() []hookEvent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
-}
-
-// accepted returns the events of the POSTs answered 200, in order.
-func (r *hookReceiver) accepted() []hookEvent {
-	var out []hookEvent
-	for _, e := range r.all() {
-		if e.Status == http.StatusOK {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // distinct drops the repeats of an id, keeping the first.
-func distinct(evs []hookEvent) (out []hookEvent, repeats []string) {
+func distinct(evs []hookrecv.Event) (out []hookrecv.Event, repeats []string) {
 	seen := map[string]bool{}
 	for _, e := range evs {
 		if seen[e.ID] {
@@ -146,40 +41,9 @@ func distinct(evs []hookEvent) (out []hookEvent, repeats []string) {
 // one for one.
 var transitionHooks = []string{pusher.WebhookChannelOccupied, pusher.WebhookChannelVacated, pusher.WebhookMemberAdded, pusher.WebhookMemberRemoved}
 
-// hookCounter sums a counter (or gauge) over in-process nodes, the series
-// whose labels include labels (name, value pairs).
-func hookCounter(t testing.TB, nodes []*node, name string, labels ...string) float64 {
-	t.Helper()
-	total := 0.0
-	for _, n := range nodes {
-		require.NotNil(t, n.inproc, "%s runs in this process", n)
-		families, err := n.inproc.Stats.Gatherer().Gather()
-		require.NoError(t, err)
-		for _, f := range families {
-			if f.GetName() != name {
-				continue
-			}
-		series:
-			for _, m := range f.GetMetric() {
-				for i := 0; i+1 < len(labels); i += 2 {
-					found := false
-					for _, l := range m.GetLabel() {
-						found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
-					}
-					if !found {
-						continue series
-					}
-				}
-				total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	return total
-}
-
 // keyOf is the order key of an occupancy or member event: the channel,
 // and the user for member events.
-func keyOf(e hookEvent) string {
+func keyOf(e hookrecv.Event) string {
 	if e.Name == pusher.WebhookMemberAdded || e.Name == pusher.WebhookMemberRemoved {
 		return e.Channel + " user " + e.UserID
 	}
@@ -190,7 +54,7 @@ func keyOf(e hookEvent) string {
 // repeats dropped), that joins and leaves alternate starting with a join,
 // and that the last is a join exactly for the keys in present. It returns
 // the problems found.
-func checkAlternation(evs []hookEvent, keys []string, present map[string]bool) []string {
+func checkAlternation(evs []hookrecv.Event, keys []string, present map[string]bool) []string {
 	seqs := map[string][]string{}
 	for _, e := range evs {
 		seqs[keyOf(e)] = append(seqs[keyOf(e)], e.Name)
@@ -250,9 +114,9 @@ const (
 // WEBHOOK_CHURN_SEED=<seed> replays one seed.
 func TestWebhooksFollowClusterTransitions(t *testing.T) {
 	t.Parallel()
-	r := newHookReceiver(t)
+	r := hookrecv.New(t)
 	nodes := startNodes(t, true, 3, func(c *app.Config) {
-		c.Apps[0].Webhooks = []apps.Webhook{{URL: r.url(), EventTypes: transitionHooks}}
+		c.Apps[0].Webhooks = []apps.Webhook{{URL: r.URL(), EventTypes: transitionHooks}}
 		c.Webhooks.LeaveDelay = 0
 	})
 	base, replay := hookChurnSeed(t)
@@ -319,7 +183,7 @@ func (op hookOp) do() error {
 	}
 }
 
-func hookChurn(t *testing.T, seed uint64, nodes []*node, r *hookReceiver) {
+func hookChurn(t *testing.T, seed uint64, nodes []*node, r *hookrecv.Receiver) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	say := func(format string, args ...any) string {
 		return fmt.Sprintf("seed %d (WEBHOOK_CHURN_SEED=%d): ", seed, seed) + fmt.Sprintf(format, args...)
@@ -330,7 +194,7 @@ func hookChurn(t *testing.T, seed uint64, nodes []*node, r *hookReceiver) {
 	}
 	open := func() *hookSocket {
 		at := rng.IntN(len(nodes))
-		return &hookSocket{user: fmt.Sprintf("u%d", rng.IntN(hookUsers)), at: at, c: dial(t, nodes[at]), subs: map[string]bool{}}
+		return &hookSocket{user: fmt.Sprintf("u%d", rng.IntN(hookUsers)), at: at, c: harness.Dial(t, nodes[at]), subs: map[string]bool{}}
 	}
 	sockets := make([]*hookSocket, hookSockets)
 	for i := range sockets {
@@ -419,11 +283,11 @@ func hookChurn(t *testing.T, seed uint64, nodes []*node, r *hookReceiver) {
 			})
 		}
 		waitHooksCaughtUp(t, nodes, r, say("%s: the receiver has every transition", when))
-		evs, repeats := distinct(r.accepted())
-		if retries := hookCounter(t, nodes, "fizz_webhook_retries_total"); retries == 0 {
+		evs, repeats := distinct(r.Accepted())
+		if retries := sumMetric(t, nodes, "fizz_webhook_retries_total"); retries == 0 {
 			assert.Empty(t, repeats, say("%s: events sent twice with no retry counted", when))
 		}
-		var mine []hookEvent
+		var mine []hookrecv.Event
 		for _, e := range evs {
 			if slices.Contains(channels, e.Channel) {
 				mine = append(mine, e)
@@ -458,12 +322,12 @@ func hookChurn(t *testing.T, seed uint64, nodes []*node, r *hookReceiver) {
 // checks that it did. When they never match, it waits for the webhooks to
 // settle (no node holds any, nothing new for a while) so that the caller
 // can report what the receiver got.
-func waitHooksCaughtUp(t testing.TB, nodes []*node, r *hookReceiver, what string) {
+func waitHooksCaughtUp(t testing.TB, nodes []*node, r *hookrecv.Receiver, what string) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	last, stableSince := -1, time.Now()
 	for {
-		evs, _ := distinct(r.accepted())
+		evs, _ := distinct(r.Accepted())
 		got := map[string]int{}
 		for _, e := range evs {
 			got[e.Name]++
@@ -482,7 +346,7 @@ func waitHooksCaughtUp(t testing.TB, nodes []*node, r *hookReceiver, what string
 			last, stableSince = len(evs), time.Now()
 		}
 		// (<= 0: fizz_webhook_queue can go below 0, see TestWebhookFlapsLeaveNothingHeld)
-		settled := time.Since(stableSince) > time.Second && hookCounter(t, nodes, "fizz_webhook_queue") <= 0
+		settled := time.Since(stableSince) > time.Second && sumMetric(t, nodes, "fizz_webhook_queue") <= 0
 		if settled || time.Now().After(deadline) {
 			assert.Fail(t, what, "settled=%v: %s", settled, strings.Join(state, "; "))
 			return
@@ -500,22 +364,22 @@ func waitHooksCaughtUp(t testing.TB, nodes []*node, r *hookReceiver, what string
 func TestWebhookLeaveDelayAcrossNodes(t *testing.T) {
 	t.Parallel()
 	const delay = 1500 * time.Millisecond
-	r := newHookReceiver(t)
+	r := hookrecv.New(t)
 	nodes := startNodes(t, true, 3, func(c *app.Config) {
-		c.Apps[0].Webhooks = []apps.Webhook{{URL: r.url(), EventTypes: transitionHooks}}
+		c.Apps[0].Webhooks = []apps.Webhook{{URL: r.URL(), EventTypes: transitionHooks}}
 		c.Webhooks.LeaveDelay = delay
 	})
 	a, b := nodes[0], nodes[1]
 	const presence, public = "presence-reload", "reload"
 	on := func(n *node) *pusherclient.Client {
-		c := dial(t, n)
+		c := harness.Dial(t, n)
 		join(t, c, presence, "u1")
-		subscribe(t, c, public)
+		harness.Subscribe(t, c, public)
 		return c
 	}
 	ca := on(a)
 	eventually(t, wait, "the joins' webhooks", func() (bool, string) {
-		evs := r.accepted()
+		evs := r.Accepted()
 		return len(evs) == 3, fmt.Sprint(evs)
 	})
 
@@ -534,10 +398,10 @@ func TestWebhookLeaveDelayAcrossNodes(t *testing.T) {
 	left := time.Now()
 	require.NoError(t, cb.Close())
 	eventually(t, 2*wait, "the real leave's webhooks", func() (bool, string) {
-		evs := r.accepted()
+		evs := r.Accepted()
 		return len(evs) >= 6, fmt.Sprint(evs)
 	})
-	evs, repeats := distinct(r.accepted())
+	evs, repeats := distinct(r.Accepted())
 	assert.Empty(t, repeats)
 	assert.Empty(t, checkAlternation(evs, []string{presence, public, presence + " user u1"}, nil))
 	want := []string{

@@ -2,6 +2,11 @@
 // call, built from app.Load with a test environment and app.Options, on a
 // free port of 127.0.0.1, stopped when the test ends.
 //
+// It also holds the client helpers both test suites (test and
+// test/cluster) use: Dial, Subscribe, Expect, Flush and the Require
+// checks wrap a pusherclient.Client with the test's testing.TB, wait at
+// most Wait and fail the test when what they wait for does not come.
+//
 // Start imports app (the composition root), modules/apps, modules/server
 // and pusher-http-go. A Node is safe for concurrent use once Start returns;
 // its Pusher client too, having no encryption master key.
@@ -25,6 +30,7 @@ import (
 
 	"github.com/fizz-server/fizz/app"
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/server"
 	"github.com/fizz-server/fizz/modules/stats"
 )
@@ -113,6 +119,21 @@ func (n *Node) EncryptedPusher() *pusherhttp.Client {
 	c := n.PusherFor(n.App)
 	c.EncryptionMasterKeyBase64 = base64.StdEncoding.EncodeToString(n.MasterKey)
 	return c
+}
+
+// SocketURL returns the WebSocket URL of App: WSURL(App.Key). With Trigger
+// it makes the node an Endpoint.
+func (n *Node) SocketURL() string { return n.WSURL(n.App.Key) }
+
+// Trigger publishes an event through the HTTP API with pusher-http-go, as
+// App; on private-encrypted- channels it encrypts the data with MasterKey
+// (see EncryptedPusher).
+func (n *Node) Trigger(channel, event string, data any) error {
+	c := n.Pusher
+	if pusher.KindOf(channel).Encrypted {
+		c = n.EncryptedPusher()
+	}
+	return c.Trigger(channel, event, data)
 }
 
 // Stop stops the node (sockets get 4200); later calls do nothing.

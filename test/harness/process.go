@@ -28,7 +28,7 @@ type Process struct {
 
 	cmd    *exec.Cmd
 	done   chan struct{}
-	output *lockedBuffer
+	output *SyncBuffer
 	once   sync.Once
 }
 
@@ -107,7 +107,7 @@ func StartProcess(t testing.TB, env map[string]string) *Process {
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &Process{cmd: cmd, done: make(chan struct{}), output: &lockedBuffer{}}
+	p := &Process{cmd: cmd, done: make(chan struct{}), output: &SyncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	require.NoError(t, cmd.Start(), "start fizz")
 	go func() {
@@ -174,18 +174,22 @@ func (p *Process) Terminate(timeout time.Duration) int {
 // Output returns what the process logged so far.
 func (p *Process) Output() string { return p.output.String() }
 
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer that several goroutines may write and read
+// at once: a process's output, for one. Its zero value is ready to use.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p to the buffer.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

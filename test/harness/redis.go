@@ -18,8 +18,8 @@ import (
 
 // Redis is a private Redis for one test: a redis-server on a free loopback
 // port when the binary is on PATH, an in-process miniredis otherwise. With
-// CI=true a missing redis-server fails the test instead (INTERFACE.md,
-// "Redis in tests").
+// CI=true a missing redis-server fails the test instead (docs/architecture.md,
+// "Tests and benchmarks").
 type Redis struct {
 	// Addr is host:port; URL is the redis:// URL of db 0.
 	Addr string

@@ -203,7 +203,7 @@ func (c *Client) readOne() bool {
 		c.finish(err)
 		return false
 	}
-	f := decodeFrame(kind == websocket.BinaryMessage, msg)
+	f := DecodeFrame(kind == websocket.BinaryMessage, msg)
 	c.push(f)
 	if c.opts.AnswerPings && f.Event == pusher.EventPing {
 		_ = c.Pong() // a failed write shows up as the socket closing

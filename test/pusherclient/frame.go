@@ -28,8 +28,10 @@ type Frame struct {
 	Binary bool
 }
 
-// decodeFrame parses a text or binary message from the server.
-func decodeFrame(binary bool, msg []byte) Frame {
+// DecodeFrame parses a text or binary message from the server. It never
+// fails: a message that is not a JSON object with a string event gives a
+// Frame with Raw (and Binary) only.
+func DecodeFrame(binary bool, msg []byte) Frame {
 	f := Frame{Raw: msg, Binary: binary}
 	var raw struct {
 		Event   string          `json:"event"`
@@ -76,11 +78,7 @@ type ErrorData struct {
 }
 
 // PusherError decodes the data of a pusher:error frame.
-func (f Frame) PusherError() (ErrorData, error) {
-	var e ErrorData
-	err := f.DecodeData(&e)
-	return e, err
-}
+func (f Frame) PusherError() (ErrorData, error) { return decodeAs[ErrorData](f) }
 
 // SubscriptionError is the data of a pusher:subscription_error frame.
 type SubscriptionError struct {
@@ -91,9 +89,28 @@ type SubscriptionError struct {
 
 // SubscriptionError decodes the data of a pusher:subscription_error frame.
 func (f Frame) SubscriptionError() (SubscriptionError, error) {
-	var e SubscriptionError
-	err := f.DecodeData(&e)
-	return e, err
+	return decodeAs[SubscriptionError](f)
+}
+
+// PresenceList is the data of pusher_internal:subscription_succeeded on a
+// presence channel: the members' ids, their user_info by id, and the count.
+type PresenceList struct {
+	Presence struct {
+		IDs   []string                   `json:"ids"`
+		Hash  map[string]json.RawMessage `json:"hash"`
+		Count int                        `json:"count"`
+	} `json:"presence"`
+}
+
+// PresenceList decodes the data of subscription_succeeded on a presence
+// channel; a non-string id is an error.
+func (f Frame) PresenceList() (PresenceList, error) { return decodeAs[PresenceList](f) }
+
+// decodeAs decodes the data of f as a T (see DecodeData).
+func decodeAs[T any](f Frame) (T, error) {
+	var v T
+	err := f.DecodeData(&v)
+	return v, err
 }
 
 // String describes the frame for test failure messages.

@@ -44,7 +44,7 @@ func TestDecodeFrame(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := decodeFrame(tt.binary, []byte(tt.give))
+			f := DecodeFrame(tt.binary, []byte(tt.give))
 			got := want{Event: f.Event, Channel: f.Channel, UserID: f.UserID, Data: string(f.Data), Text: f.Text()}
 			assert.Equal(t, tt.want, got)
 			assert.Equal(t, tt.give, string(f.Raw))
@@ -54,16 +54,29 @@ func TestDecodeFrame(t *testing.T) {
 }
 
 func TestFrameErrors(t *testing.T) {
-	f := decodeFrame(false, []byte(`{"event":"pusher:error","data":{"code":4200,"message":"bad"}}`))
+	f := DecodeFrame(false, []byte(`{"event":"pusher:error","data":{"code":4200,"message":"bad"}}`))
 	e, err := f.PusherError()
 	require.NoError(t, err)
 	assert.Equal(t, ErrorData{Code: 4200, Message: "bad"}, e)
 
-	f = decodeFrame(false, []byte(`{"event":"pusher:subscription_error","channel":"private-a","data":"{\"type\":\"AuthError\",\"error\":\"no\",\"status\":401}"}`))
+	f = DecodeFrame(false, []byte(`{"event":"pusher:subscription_error","channel":"private-a","data":"{\"type\":\"AuthError\",\"error\":\"no\",\"status\":401}"}`))
 	s, err := f.SubscriptionError()
 	require.NoError(t, err)
 	assert.Equal(t, SubscriptionError{Type: "AuthError", Error: "no", Status: 401}, s)
 
 	var v map[string]any
-	assert.Error(t, decodeFrame(false, []byte(`{"event":"e","data":"not json"}`)).DecodeData(&v))
+	assert.Error(t, DecodeFrame(false, []byte(`{"event":"e","data":"not json"}`)).DecodeData(&v))
+}
+
+func TestFramePresenceList(t *testing.T) {
+	f := DecodeFrame(false, []byte(`{"event":"pusher_internal:subscription_succeeded","channel":"presence-a",`+
+		`"data":"{\"presence\":{\"ids\":[\"1\",\"2\"],\"hash\":{\"1\":null,\"2\":{\"name\":\"Two\"}},\"count\":2}}"}`))
+	p, err := f.PresenceList()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"1", "2"}, p.Presence.IDs)
+	assert.Equal(t, 2, p.Presence.Count)
+	assert.JSONEq(t, `{"name":"Two"}`, string(p.Presence.Hash["2"]))
+
+	_, err = DecodeFrame(false, []byte(`{"event":"e","data":{"presence":{"ids":[1]}}}`)).PresenceList()
+	assert.Error(t, err, "a numeric id")
 }
