@@ -40,11 +40,11 @@ func BenchmarkClientEvent(b *testing.B) {
 	b.Cleanup(func() { _ = local.Close() })
 	state := scaling.NewLocalState(local, scaling.Config{})
 	m := membership.New(manager, registry, state, nil, log)
-	ctx, stop := context.WithCancel(context.Background())
+	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.Run(ctx)
+		m.Run(runCtx)
 	}()
 	b.Cleanup(func() { stop(); <-done })
 	h := NewMessageHandler(MessageHandlerParams{
@@ -61,7 +61,7 @@ func BenchmarkClientEvent(b *testing.B) {
 
 	frame := []byte(`{"event":"client-typing","channel":"private-bench","data":{"user":"alice","typing":true}}`)
 	want := int64(len(connection.TextFrame(pusher.EncodeEvent("client-typing", channel, []byte(`{"user":"alice","typing":true}`), ""))))
-	ctx = context.Background()
+	ctx := context.Background()
 	b.ReportAllocs()
 	var delivered int64
 	for b.Loop() {
