@@ -182,18 +182,22 @@ func (c *Conn) SendError(e *pusher.Error) {
 // whose queue is full is closed with 4100. The frame must not be changed
 // afterwards; the same bytes may be queued to many sockets.
 func (c *Conn) SendFrame(frame []byte) {
-	start, full := c.out.push(frame)
-	if full {
-		c.log.Warn("closing slow consumer", "app_id", c.app.ID, "socket_id", c.id)
-		if c.observer != nil {
-			c.observer.SlowConsumer(c.app.ID)
-		}
-		c.Close(pusher.Fatalf(pusher.CodeOverCapacity, "Over capacity"))
-		return
-	}
-	if start {
+	switch start, full := c.out.push(frame); {
+	case full:
+		c.closeSlowConsumer()
+	case start:
 		c.startWriter()
 	}
+}
+
+// closeSlowConsumer closes a socket whose queue is full. (Kept out of
+// SendFrame, so that the broadcast loop's call stays small.)
+func (c *Conn) closeSlowConsumer() {
+	c.log.Warn("closing slow consumer", "app_id", c.app.ID, "socket_id", c.id)
+	if c.observer != nil {
+		c.observer.SlowConsumer(c.app.ID)
+	}
+	c.Close(pusher.Fatalf(pusher.CodeOverCapacity, "Over capacity"))
 }
 
 // Throttle is called by the reader between frames: while more than half

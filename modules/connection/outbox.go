@@ -34,7 +34,8 @@ type outbox struct {
 	writing bool     // a writer runs
 	cut     bool     // finish(gone): no write may start
 	writers sync.WaitGroup
-	taken   chan struct{} // signalled (cap 1) when the writer takes a batch
+	watched bool          // throttle waits for the next take
+	taken   chan struct{} // signalled (cap 1) when the writer takes a batch that throttle waits for
 }
 
 // init readies a zero outbox (it lives inside its Conn).
@@ -45,15 +46,16 @@ func (o *outbox) init() { o.taken = make(chan struct{}, 1) }
 // is a slow consumer). Once closing, frames are dropped silently.
 func (o *outbox) push(frame []byte) (start, full bool) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.state != stateOpen {
-		return false, false
+	switch {
+	case o.state != stateOpen:
+	case len(o.queue) >= QueueSize:
+		full = true
+	default:
+		o.queue = append(o.queue, frame)
+		start = o.startLocked()
 	}
-	if len(o.queue) >= QueueSize {
-		return false, true
-	}
-	o.queue = append(o.queue, frame)
-	return o.startLocked(), false
+	o.mu.Unlock()
+	return start, full
 }
 
 // close drops the queue and makes frames the last ones written. It
@@ -111,10 +113,17 @@ func (o *outbox) take() (batch [][]byte, final bool) {
 	}
 	if batch == nil {
 		o.writing = false
-		o.writers.Done()
+	}
+	signal := o.watched && batch != nil
+	if signal {
+		o.watched = false
 	}
 	o.mu.Unlock()
-	if batch != nil {
+	if batch == nil {
+		o.writers.Done()
+		return nil, false
+	}
+	if signal {
 		select {
 		case o.taken <- struct{}{}:
 		default:
@@ -173,6 +182,7 @@ func (o *outbox) throttle(timeout time.Duration) {
 	for {
 		o.mu.Lock()
 		backlog, open := len(o.queue), o.state == stateOpen
+		o.watched = backlog > QueueSize/2 && open
 		o.mu.Unlock()
 		if backlog <= QueueSize/2 || !open {
 			return
