@@ -28,21 +28,19 @@ func (l *loader) lookup(suffix string) (name, value string) {
 	return "", ""
 }
 
-// loadEnv applies the environment: the node's variables, Redis's, then the
-// app's. file is the config file's path, for messages; fileApps says whether
-// it listed apps.
-func (l *loader) loadEnv(file string, fileApps bool) error {
-	for _, s := range settings {
-		if name, v := l.lookup(s.env); name != "" {
-			if err := apply(l, &l.cfg, s, s.name(), name, v); err != nil {
+// loadEnv applies the node's variables; Redis's and the app's follow.
+func (l *loader) loadEnv() error { return applyEnv(l, settings, &l.cfg, "") }
+
+// applyEnv applies the variables of rows to o, whose settings are at prefix.
+func applyEnv[O any](l *loader, rows []setting[O], o *O, prefix string) error {
+	for _, r := range rows {
+		if name, v := l.lookup(r.env); name != "" {
+			if err := apply(l, o, r, prefix+r.name(), name, v); err != nil {
 				return err
 			}
 		}
 	}
-	if err := l.loadRedisEnv(); err != nil {
-		return err
-	}
-	return l.loadAppEnv(file, fileApps)
+	return nil
 }
 
 // loadRedisEnv applies REDIS_URL or, as Laravel does when it is unset, the
@@ -73,56 +71,38 @@ func (l *loader) loadRedisEnv() error {
 
 // redisNumber is v as a number from lo to hi, or def when v is empty.
 func redisNumber(v, def string, lo, hi int, msg string) (string, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if v == "" {
-		return def, nil
-	}
+	n, err := strconv.Atoi(strings.TrimSpace(cmp.Or(v, def)))
 	return strconv.Itoa(n), failIf(err != nil || n < lo || n > hi, msg, v)
 }
 
 // loadAppEnv applies the FIZZ_APP_* variables by the rule in Load's comment,
 // and notes whether an app is left with the default key or secret.
-func (l *loader) loadAppEnv(file string, fileApps bool) error {
-	type variable struct {
-		row         setting[apps.App]
-		name, value string
-	}
-	var set []variable
-	id, given := defaultApp().ID, map[string]bool{}
-	for _, r := range appSettings {
-		if name, v := l.lookup(r.env); name != "" {
-			set, given[r.env] = append(set, variable{r, name, v}), true
-			if r.env == appID.env {
-				id = v
-			}
-		}
-	}
+func (l *loader) loadAppEnv() error {
+	has := func(suffix string) bool { name, _ := l.lookup(suffix); return name != "" }
+	_, fileApps := l.sources["apps[0]"]
 	// Only the environment's app may lack them: a file's app must give both.
-	l.cfg.defaultCredentials = !fileApps && !(given[appKey.env] && given[appSecret.env])
-	if len(set) == 0 {
+	l.cfg.defaultCredentials = !fileApps && !(has("APP_KEY") && has("APP_SECRET"))
+	first := slices.IndexFunc(appSettings, func(r setting[apps.App]) bool { return has(r.env) })
+	if first < 0 {
 		return nil
 	}
-	target := 0
+	_, id := l.lookup("APP_ID")
+	id, target := cmp.Or(id, Defaults().Apps[0].ID), 0
 	if fileApps {
 		target = slices.IndexFunc(l.cfg.Apps, func(a apps.App) bool { return a.ID == id })
 	}
-	if target < 0 && !given[appKey.env] {
-		return fmt.Errorf("%s: set, but %s lists apps and none has id %q; set FIZZ_%s to pick one of them, or FIZZ_%s to add an app",
-			set[0].name, file, id, appID.env, appKey.env)
+	if target < 0 && !has("APP_KEY") {
+		name, _ := l.lookup(appSettings[first].env)
+		return fmt.Errorf("%s: set, but %s lists apps and none has id %q; set FIZZ_APP_ID to pick one of them, or FIZZ_APP_KEY to add an app", name, l.file, id)
 	}
 	if target < 0 {
-		l.cfg.Apps, target = append(l.cfg.Apps, defaultApp()), len(l.cfg.Apps)
-		l.cfg.defaultCredentials = !given[appSecret.env]
+		l.cfg.Apps, target = append(l.cfg.Apps, Defaults().Apps[0]), len(l.cfg.Apps)
+		l.cfg.defaultCredentials = !has("APP_SECRET")
 	}
-	if slices.ContainsFunc(set, func(v variable) bool { _, ok := v.row.value.(setter[apps.App]); return ok }) {
+	if has("APP_WEBHOOK_URL") {
 		l.cfg.Apps[target].Webhooks = nil // the shorthand replaces a file app's webhooks, as FIZZ_APP_WEBHOOKS does
 	}
-	for _, v := range set {
-		if err := apply(l, &l.cfg.Apps[target], v.row, fmt.Sprintf("%s[%d].%s", appsKey, target, v.row.name()), v.name, v.value); err != nil {
-			return err
-		}
-	}
-	return nil
+	return applyEnv(l, appSettings, &l.cfg.Apps[target], fmt.Sprintf("apps[%d].", target))
 }
 
 // parseWebhooks reads FIZZ_APP_WEBHOOKS: a JSON array of objects with the
@@ -130,13 +110,13 @@ func (l *loader) loadAppEnv(file string, fileApps bool) error {
 // settingError whose setting is its path ([1].url).
 func parseWebhooks(v string) ([]apps.Webhook, error) {
 	var items []json.RawMessage
-	if err := json.Unmarshal([]byte(v), &items); err != nil {
-		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-			return nil, fmt.Errorf("not valid JSON: %s (at byte %d)", se, se.Offset)
-		}
-		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-			return nil, fmt.Errorf("must be a JSON array of webhook objects, not a JSON %s", te.Value)
-		}
+	switch err := json.Unmarshal([]byte(v), &items).(type) {
+	case nil:
+	case *json.SyntaxError:
+		return nil, fmt.Errorf("not valid JSON: %s (at byte %d)", err, err.Offset)
+	case *json.UnmarshalTypeError:
+		return nil, fmt.Errorf("must be a JSON array of webhook objects, not a JSON %s", err.Value)
+	default:
 		return nil, fmt.Errorf("not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	var hooks []apps.Webhook
@@ -163,26 +143,20 @@ func jsonError(err error) error {
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		want := "an object" // the webhook, or its filter
 		if i := slices.Index(paths, te.Field); i >= 0 {
-			want = jsonKind(webhookSettings[i].value)
+			switch webhookSettings[i].value.(type) {
+			case field[apps.Webhook, []string]:
+				want = "a list of strings"
+			case field[apps.Webhook, map[string]string]:
+				want = "an object of strings"
+			default:
+				want = "a string"
+			}
 		}
-		if err = fmt.Errorf("must be %s, not a JSON %s", want, te.Value); te.Field != "" {
-			return within("."+te.Field, err)
-		}
-		return err
+		// The path of the key inside the object, but none for the object itself.
+		return within(strings.TrimSuffix("."+te.Field, "."), fmt.Errorf("must be %s, not a JSON %s", want, te.Value))
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return fmt.Errorf("unknown key %s (known keys: %s)", name, strings.Join(paths, ", "))
 	}
 	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
-}
-
-// jsonKind is what a webhook's value is in JSON, by its row's type.
-func jsonKind(v value[apps.Webhook]) string {
-	switch v.(type) {
-	case field[apps.Webhook, []string]:
-		return "a list of strings"
-	case field[apps.Webhook, map[string]string]:
-		return "an object of strings"
-	}
-	return "a string"
 }

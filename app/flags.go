@@ -14,12 +14,6 @@ type helpError struct{}
 func (helpError) Error() string { return usage() }
 func (helpError) Unwrap() error { return flag.ErrHelp }
 
-// flagName is the flag of s without its argument: "port" for "port P".
-func flagName[O any](s setting[O]) string {
-	name, _, _ := strings.Cut(s.flag, " ")
-	return name
-}
-
 // parseArgs parses the command line: an optional "start" and the flags, in
 // any order. It returns the flags given, by name, as written: the rows parse
 // them when the flags are applied, after the environment.
@@ -27,21 +21,18 @@ func parseArgs(args []string) (map[string]string, error) {
 	given := map[string]string{}
 	fs := flag.NewFlagSet("fizz", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
 	for _, s := range settings {
-		name := flagName(s)
-		keep := func(v string) error { given[name] = v; return nil }
-		switch {
-		case name == "":
-		case strings.Contains(s.flag, " "):
-			fs.Func(name, s.help, keep)
-		default: // a switch, --debug or --debug=false, whose value is checked at once
-			fs.BoolFunc(name, s.help, func(v string) error {
-				if _, err := boolean(v); err != nil {
-					return err
-				}
-				return keep(v)
-			})
+		name, arg, _ := strings.Cut(s.flag, " ")
+		set := func(v string) (err error) {
+			if given[name] = v; arg == "" { // a switch, --debug or --debug=false, whose value is checked at once
+				_, err = boolean(v)
+			}
+			return err
+		}
+		if arg != "" {
+			fs.Func(name, s.help, set)
+		} else if name != "" {
+			fs.BoolFunc(name, s.help, set)
 		}
 	}
 	for start := false; ; start = true {
@@ -61,10 +52,11 @@ func parseArgs(args []string) (map[string]string, error) {
 }
 
 // loadFlags applies the flags, the last layer.
-func (l *loader) loadFlags(given map[string]string) error {
+func (l *loader) loadFlags() error {
 	for _, s := range settings {
-		if v, ok := given[flagName(s)]; ok {
-			if err := apply(l, &l.cfg, s, s.name(), "--"+flagName(s), v); err != nil {
+		name, _, _ := strings.Cut(s.flag, " ")
+		if v, ok := l.flags[name]; ok {
+			if err := apply(l, &l.cfg, s, s.name(), "--"+name, v); err != nil {
 				return err
 			}
 		}

@@ -1,8 +1,10 @@
 package app
 
 import (
+	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/fx"
@@ -34,52 +36,43 @@ const FxLevel = slog.LevelDebug - 4
 // Options composes a Fizz node from cfg, logging to log. Tests pass their
 // own Config and logger, and swap parts with fx.Replace or fx.Decorate.
 func Options(cfg Config, log *slog.Logger) fx.Option {
-	cfg.Scaling.Webhooks = webhookKinds(cfg.Apps)
-	cfg.Scaling.SubscriptionCounts = make(map[string]bool)
+	cfg.Scaling.Webhooks, cfg.Scaling.SubscriptionCounts = map[string][]string{}, map[string]bool{}
 	for _, a := range cfg.Apps {
 		if a.SubscriptionCount {
 			cfg.Scaling.SubscriptionCounts[a.ID] = true
 		}
+		for _, name := range pusher.WebhookEvents { // the events one of the app's webhooks wants
+			if slices.ContainsFunc(a.Webhooks, func(w apps.Webhook) bool { return len(w.EventTypes) == 0 || slices.Contains(w.EventTypes, name) }) {
+				cfg.Scaling.Webhooks[a.ID] = append(cfg.Scaling.Webhooks[a.ID], name)
+			}
+		}
 	}
 	return fx.Options(
-		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, cfg.Webhooks, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}),
-		fx.Supply(log),
-		fx.Supply(stats.Config{Host: cfg.Metrics.Host, Port: cfg.Metrics.Port, PortSetting: cfg.Metrics.PortSetting}),
+		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, cfg.Webhooks, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}, log,
+			stats.Config{Host: cfg.Metrics.Host, Port: cfg.Metrics.Port, PortSetting: cfg.Metrics.PortSetting}),
 		fx.WithLogger(func() fxevent.Logger {
-			// fx's own events sit below debug: FIZZ_DEBUG is for Fizz's
-			// frames and decisions. Its errors still come at error level.
+			// Below debug: FIZZ_DEBUG is for Fizz's frames and decisions. fx's
+			// errors still come at error level.
 			l := &fxevent.SlogLogger{Logger: log.With("component", "fx")}
 			l.UseLogLevel(FxLevel)
 			return l
 		}),
 		fx.StopTimeout(StopTimeout+cfg.Server.ShutdownGrace),
-		scaling.Module,
-		apps.Module,
-		connection.Module,
-		channels.Module,
-		membership.Module,
-		dispatcher.Module,
-		webhooks.Module,
-		metrics.Module,
-		stats.Module,
-		handlers.Module,
-		server.Module,
+		scaling.Module, apps.Module, connection.Module, channels.Module, membership.Module, dispatcher.Module,
+		webhooks.Module, metrics.Module, stats.Module, handlers.Module, server.Module,
 	)
 }
 
-// webhookKinds lists, per app with webhooks, every event name one of its
-// webhooks wants (scaling.Config.Webhooks).
-func webhookKinds(list []apps.App) map[string][]string {
-	out := make(map[string][]string)
-	for _, a := range list {
-		for _, name := range pusher.WebhookEvents {
-			for i := range a.Webhooks {
-				if len(a.Webhooks[i].EventTypes) == 0 || slices.Contains(a.Webhooks[i].EventTypes, name) {
-					out[a.ID] = append(out[a.ID], name)
-					break
-				}
-			}
-		}
+// NewLogger returns the process logger: text or JSON as cfg.Format says
+// ("" picks text when terminal is true), at cfg.Level, debug when cfg.Debug.
+func NewLogger(cfg LogConfig, w io.Writer, terminal bool) *slog.Logger {
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "warn": slog.LevelWarn, "error": slog.LevelError}[strings.ToLower(cfg.Level)] // else info
+	if cfg.Debug {
+		level = slog.LevelDebug
 	}
-	return out
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "text" || cfg.Format == "" && terminal {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

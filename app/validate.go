@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -70,32 +71,23 @@ func routePrefix(p string) error {
 }
 
 func channelName(s string) error {
-	if s == "" {
-		return errors.New("must not be empty")
-	}
-	return failIf(strings.ContainsFunc(s, unicode.IsSpace), "%q must not contain spaces", s)
+	return cmp.Or(failIf(s == "", "must not be empty"), failIf(strings.ContainsFunc(s, unicode.IsSpace), "%q must not contain spaces", s))
 }
 
 func credential(v string) error {
-	if v == "" {
-		return errors.New("must not be empty")
-	}
-	return failIf(strings.TrimSpace(v) != v, "has leading or trailing spaces")
+	return cmp.Or(failIf(v == "", "must not be empty"), failIf(strings.TrimSpace(v) != v, "has leading or trailing spaces"))
 }
 
 func originList(list []string) error {
-	if len(list) == 0 {
-		return errors.New(`must list at least one origin ("*" allows all)`)
-	}
 	i := slices.IndexFunc(list, func(o string) bool { return strings.TrimSpace(o) == "" })
-	return failIf(i >= 0, "entry %d is empty", i+1)
+	return cmp.Or(failIf(len(list) == 0, `must list at least one origin ("*" allows all)`), failIf(i >= 0, "entry %d is empty", i+1))
 }
 
 // distinctApps checks the apps as a whole: one at least, and no id or key
 // twice, or the apps module could not tell them apart.
 func distinctApps(list []apps.App) error {
 	if c := apps.FindClash(list); c != nil {
-		return &settingError{fmt.Sprintf("[%d].%s", c.Second, c.Field), fmt.Sprintf("duplicate %s %q (also %s[%d].%s)", c.Field, c.Value, appsKey, c.First, c.Field)}
+		return &settingError{fmt.Sprintf("[%d].%s", c.Second, c.Field), fmt.Sprintf("duplicate %s %q (also apps[%d].%s)", c.Field, c.Value, c.First, c.Field)}
 	}
 	return failIf(len(list) == 0, "at least one app is required")
 }
