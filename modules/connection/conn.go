@@ -12,11 +12,11 @@ import (
 )
 
 const (
-	// QueueSize bounds the frames waiting for one socket. A socket whose
-	// queue is full is a slow consumer and is closed with 4100.
+	// QueueSize is the frames a socket's reader lets its own answers
+	// queue (Throttle waits past half of it), and the bound on events
+	// held for a socket that is not ready yet. It does not close a
+	// socket: Limits do.
 	QueueSize = 256
-	// WriteTimeout bounds one write to a socket.
-	WriteTimeout = 10 * time.Second
 	// CloseGrace is how long a socket may take to answer our close frame
 	// before the reader gives up on it.
 	CloseGrace = 2 * time.Second
@@ -55,10 +55,40 @@ type Conn struct {
 // works: no debug log, nothing observed, every writer on a goroutine of
 // its own.
 type Options struct {
-	Log      *slog.Logger // nil: discard
+	Log      *slog.Logger // nil: discard; carries the app_id
 	Debug    bool         // log every frame out
 	Observer Observer     // hears what the socket sends; nil: none
 	Writers  *Writers     // the pool that runs writers; nil: none
+	Limits   Limits       // when the socket is a slow consumer; zero: the defaults
+}
+
+// Limits say when a socket is a slow consumer, closed with 4100: by time
+// and bytes, not by frames, so that a burst a reader drains promptly
+// never closes it.
+type Limits struct {
+	// Grace is how long frames may wait unwritten, and a write make no
+	// progress, before the socket is closed.
+	Grace time.Duration
+	// MaxBytes caps the bytes queued for the socket (a broadcast frame is
+	// shared, so this is the node's memory only for frames no other socket
+	// holds).
+	MaxBytes int
+}
+
+// Defaults of Limits.
+const (
+	DefaultSlowConsumerGrace = 5 * time.Second
+	DefaultMaxQueuedBytes    = 32 << 20
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.Grace <= 0 {
+		l.Grace = DefaultSlowConsumerGrace
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxQueuedBytes
+	}
+	return l
 }
 
 // New returns an open Conn for transport and starts its liveness timer.
@@ -79,7 +109,7 @@ func New(id string, app *apps.App, transport net.Conn, o Options) *Conn {
 		channelSet: make(map[string]struct{}),
 		events:     newBucket(app.ClientEventsPerSecond, time.Now()),
 	}
-	c.out.init()
+	c.out.init(o.Limits.withDefaults())
 	c.Touch()
 	// checkAlive reads c.timer after taking c.mu: assigning it under c.mu
 	// orders the write before a timer that fires at once.
@@ -178,33 +208,42 @@ func (c *Conn) SendError(e *pusher.Error) {
 	c.Send(pusher.ErrorFrame(e))
 }
 
-// SendFrame queues a complete WebSocket frame. It never blocks: a socket
-// whose queue is full is closed with 4100. The frame must not be changed
+// SendFrame queues a complete WebSocket frame. It never blocks: a slow
+// consumer (see Limits) is closed with 4100. The frame must not be changed
 // afterwards; the same bytes may be queued to many sockets.
 func (c *Conn) SendFrame(frame []byte) {
-	switch start, full := c.out.push(frame); {
-	case full:
-		c.closeSlowConsumer()
+	switch start, slow := c.out.push(frame); {
+	case slow != "":
+		c.closeSlowConsumer(slow)
 	case start:
 		c.startWriter()
 	}
 }
 
-// closeSlowConsumer closes a socket whose queue is full. (Kept out of
-// SendFrame, so that the broadcast loop's call stays small.)
-func (c *Conn) closeSlowConsumer() {
-	c.log.Warn("closing slow consumer", "app_id", c.app.ID, "socket_id", c.id)
-	if c.observer != nil {
-		c.observer.SlowConsumer(c.app.ID)
-	}
+// closeSlowConsumer closes a socket that fell behind, for why. (Kept out
+// of SendFrame, so that the broadcast loop's call stays small.)
+func (c *Conn) closeSlowConsumer(why string) {
+	c.slowConsumer(why)
 	c.Close(pusher.Fatalf(pusher.CodeOverCapacity, "Over capacity"))
 }
 
+// slowConsumer logs and counts a slow consumer.
+func (c *Conn) slowConsumer(why string) {
+	c.log.Warn("closing slow consumer", "socket_id", c.id, "reason", why)
+	if c.observer != nil {
+		c.observer.SlowConsumer(c.app.ID)
+	}
+}
+
+// QueuedBytes returns the bytes queued for the socket and not yet taken
+// by its writer.
+func (c *Conn) QueuedBytes() int { return c.out.queued() }
+
 // Throttle is called by the reader between frames: while more than half
-// of the queue is taken, it waits for the writer (at most WriteTimeout).
+// of the queue is taken, it waits for the writer (at most Limits.Grace).
 // A client that pipelines frames is then slowed by TCP rather than closed
 // as a slow consumer because of the server's own answers.
-func (c *Conn) Throttle() { c.out.throttle(WriteTimeout) }
+func (c *Conn) Throttle() { c.out.throttle(c.out.limits.Grace) }
 
 // sendControl queues a control frame (a pong or a ping).
 func (c *Conn) sendControl(op byte, payload []byte) {

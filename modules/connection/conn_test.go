@@ -66,12 +66,13 @@ func TestConnCoalescesQueuedFrames(t *testing.T) {
 
 func TestConnQueueOverflowClosesWith4100(t *testing.T) {
 	tr := newFakeTransport(true)
-	c := New("1.1", testApp(), tr, Options{Log: discard})
+	frame := []byte(`{"n":1}`) // 9 bytes framed
+	c := New("1.1", testApp(), tr, Options{Log: discard, Limits: Limits{MaxBytes: 10 * 9}})
 
 	c.Send([]byte(`{"n":0}`))
 	<-tr.entered
-	for i := 1; i <= QueueSize; i++ {
-		c.Send(fmt.Appendf(nil, `{"n":%d}`, i)) // fills the queue
+	for range 10 {
+		c.Send(frame) // fills the queue to its byte cap
 	}
 	require.Zero(t, c.CloseCode(), "a full queue alone is not an overflow")
 	c.Send([]byte(`{"n":"overflow"}`))
@@ -217,7 +218,7 @@ func TestConnFinishGoneCutsABlockedWrite(t *testing.T) {
 
 	select {
 	case <-finished:
-	case <-time.After(WriteTimeout / 2):
+	case <-time.After(DefaultSlowConsumerGrace / 2):
 		t.Fatal("Finish(true) waited for a write to a dead peer")
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // deadlineTransport honours write deadlines like a real socket to a dead
@@ -77,7 +80,7 @@ func (errTimeout) Temporary() bool { return true }
 func TestConnFinishGoneWinsOverTheWritersDeadline(t *testing.T) {
 	// The reader's Finish(true) lands after the writer took its batch but
 	// before the writer set its write deadline. The cut must still hold:
-	// Finish may not wait WriteTimeout for a dead peer.
+	// Finish may not wait DefaultSlowConsumerGrace for a dead peer.
 	tr := newDeadlineTransport()
 	c := New("1.1", testApp(), tr, Options{Log: discard})
 	c.Send([]byte(`{"n":0}`))
@@ -96,9 +99,54 @@ func TestConnFinishGoneWinsOverTheWritersDeadline(t *testing.T) {
 
 	select {
 	case <-finished:
-	case <-time.After(WriteTimeout / 5):
+	case <-time.After(DefaultSlowConsumerGrace / 5):
 		t.Error("Finish(true) waited for a write to a dead peer")
 		_ = tr.Close() // let the writer go
 		<-finished
+	}
+}
+
+func TestWriteGraceForProgress(t *testing.T) {
+	tests := []struct {
+		name     string
+		readEach time.Duration // the peer reads a byte this often; 0: never
+		wantSlow bool
+	}{
+		{"a peer that never reads", 0, true},
+		{"a slow peer that keeps reading", 5 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			server, client := net.Pipe()
+			defer client.Close()
+			obs := &countingObserver{}
+			c := New("1.1", testApp(), server, Options{Log: discard, Observer: obs, Limits: Limits{Grace: 50 * time.Millisecond}})
+			defer c.Finish(true)
+			frame := TextFrame([]byte(`{"event":"a","data":"0123456789012345678901234567890123456789"}`))
+			read := make(chan int)
+			if tt.readEach > 0 {
+				go func() {
+					n, b := 0, make([]byte, 1)
+					for n < len(frame) {
+						time.Sleep(tt.readEach)
+						if _, err := client.Read(b); err != nil {
+							break
+						}
+						n++
+					}
+					read <- n
+				}()
+			}
+			c.SendFrame(frame) // 70 bytes, one byte per 5 ms: 350 ms, seven graces
+			if tt.wantSlow {
+				require.Eventually(t, func() bool { _, _, _, slow := obs.snapshot(); return len(slow) == 1 }, waitFor, time.Millisecond)
+				_, err := client.Read(make([]byte, 1))
+				assert.Error(t, err, "the transport is closed")
+				return
+			}
+			assert.Equal(t, len(frame), <-read, "every byte arrived")
+			_, _, _, slow := obs.snapshot()
+			assert.Empty(t, slow)
+		})
 	}
 }

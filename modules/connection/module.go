@@ -9,8 +9,25 @@ import (
 // Module provides the node's *Registry of live sockets and the *Writers
 // pool that runs their writers while the app runs.
 var Module = fx.Module("connection",
-	fx.Provide(NewRegistry, newWriters),
+	fx.Provide(newRegistry, newWriters),
 )
+
+// registryParams is what newRegistry takes: the Config is optional
+// (absent: no cap).
+type registryParams struct {
+	fx.In
+	Config Config `optional:"true"`
+}
+
+func newRegistry(p registryParams) *Registry { return NewCappedRegistry(p.Config.MaxSockets) }
+
+// Config is the node's socket limits.
+type Config struct {
+	// MaxSockets caps the node's sockets; 0: no cap.
+	MaxSockets int
+	// Limits say when a socket is a slow consumer.
+	Limits Limits
+}
 
 // newWriters returns the pool, started and stopped with the app. Sockets
 // get it when they are made (the WebSocket handler depends on it), so its

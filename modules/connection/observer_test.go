@@ -69,12 +69,12 @@ func TestObserverHearsSlowConsumer(t *testing.T) {
 	obs := &countingObserver{}
 	r := NewRegistry()
 	tr := newFakeTransport(true)
-	c := New("1.1", testApp(), tr, Options{Log: discard, Observer: obs})
+	c := New("1.1", testApp(), tr, Options{Log: discard, Observer: obs, Limits: Limits{MaxBytes: 64}})
 	require.NoError(t, r.Add(c))
 
 	c.Send([]byte(`{"n":0}`))
 	<-tr.entered
-	for i := 0; i <= QueueSize; i++ { // one more than the queue holds
+	for i := 0; i <= QueueSize; i++ { // far more than 64 bytes
 		c.Send([]byte(`{}`))
 	}
 	tr.release()

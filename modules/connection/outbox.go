@@ -33,29 +33,63 @@ type outbox struct {
 	code    int      // the close code, once closing
 	writing bool     // a writer runs
 	cut     bool     // finish(gone): no write may start
+	limits  Limits
+	bytes   int   // queued bytes
+	stuck   int64 // unix nanoseconds since a write the peer has not taken yet; 0: none
 	writers sync.WaitGroup
 	watched bool          // throttle waits for the next take
 	taken   chan struct{} // signalled (cap 1) when the writer takes a batch that throttle waits for
 }
 
 // init readies a zero outbox (it lives inside its Conn).
-func (o *outbox) init() { o.taken = make(chan struct{}, 1) }
+func (o *outbox) init(l Limits) { o.taken, o.limits = make(chan struct{}, 1), l }
+
+// agePeriod is how often push checks the age of a queue: every so many
+// frames, so that a broadcast does not read the clock for every socket.
+const agePeriod = 16
 
 // push queues frame. It reports whether the caller must start the writer,
-// and full when the queue is at QueueSize (frame is dropped: the socket
-// is a slow consumer). Once closing, frames are dropped silently.
-func (o *outbox) push(frame []byte) (start, full bool) {
+// and why the socket is a slow consumer, "" when it is not (frame is then
+// dropped): the queue would pass limits.MaxBytes, or a write has waited
+// for the peer longer than limits.Grace while frames queue behind it (a
+// socket that waits for a pool goroutine waits for the node, not for
+// its peer, and is not judged by time). Once closing, frames are
+// dropped silently.
+func (o *outbox) push(frame []byte) (start bool, slow string) {
 	o.mu.Lock()
 	switch {
 	case o.state != stateOpen:
-	case len(o.queue) >= QueueSize:
-		full = true
+	case o.bytes+len(frame) > o.limits.MaxBytes:
+		slow = "queued bytes over the cap"
+	case len(o.queue)%agePeriod == agePeriod-1 && o.stuck != 0 && time.Now().UnixNano()-o.stuck > int64(o.limits.Grace):
+		slow = "a write waited for the peer longer than the grace period"
 	default:
 		o.queue = append(o.queue, frame)
+		o.bytes += len(frame)
 		start = o.startLocked()
 	}
 	o.mu.Unlock()
-	return start, full
+	return start, slow
+}
+
+// waiting records that a write waits for the peer (from now, unless it
+// already did), or with done that the peer took all it was given.
+func (o *outbox) waiting(done bool) {
+	o.mu.Lock()
+	switch {
+	case done:
+		o.stuck = 0
+	case o.stuck == 0:
+		o.stuck = time.Now().UnixNano()
+	}
+	o.mu.Unlock()
+}
+
+// queued returns the bytes waiting to be taken.
+func (o *outbox) queued() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.bytes
 }
 
 // close drops the queue and makes frames the last ones written. It
@@ -67,7 +101,7 @@ func (o *outbox) close(code int, frames [][]byte) (start, ok bool) {
 	if o.state != stateOpen {
 		return false, false
 	}
-	o.state, o.code, o.final, o.queue = stateClosing, code, frames, nil
+	o.state, o.code, o.final, o.queue, o.bytes = stateClosing, code, frames, nil, 0
 	return o.startLocked(), true
 }
 
@@ -79,7 +113,7 @@ func (o *outbox) finish(gone bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.state = stateClosed
-	o.queue, o.spare = nil, nil
+	o.queue, o.spare, o.bytes = nil, nil, 0
 	if gone {
 		o.final, o.cut = nil, true
 	}
@@ -109,7 +143,7 @@ func (o *outbox) take() (batch [][]byte, final bool) {
 	case o.state == stateClosed:
 	case len(o.queue) > 0:
 		batch = o.queue
-		o.queue, o.spare = o.spare, nil
+		o.queue, o.spare, o.bytes = o.spare, nil, 0
 	}
 	if batch == nil {
 		o.writing = false

@@ -17,7 +17,7 @@ func TestOutboxStates(t *testing.T) {
 		op        string // push, close, take, finish, finish-gone, fail
 		frame     []byte
 		wantStart bool
-		wantFull  bool
+		wantSlow  bool
 		wantOK    bool     // close
 		wantBatch [][]byte // take
 		wantFinal bool     // take
@@ -74,13 +74,13 @@ func TestOutboxStates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var o outbox
-			o.init()
+			o.init(Limits{Grace: time.Hour, MaxBytes: 1 << 20})
 			for i, s := range tt.steps {
 				switch s.op {
 				case "push":
-					start, full := o.push(s.frame)
+					start, slow := o.push(s.frame)
 					assert.Equal(t, s.wantStart, start, "step %d: start", i)
-					assert.Equal(t, s.wantFull, full, "step %d: full", i)
+					assert.Equal(t, s.wantSlow, slow != "", "step %d: slow", i)
 				case "close":
 					start, ok := o.close(4009, final)
 					assert.Equal(t, s.wantStart, start, "step %d: start", i)
@@ -114,28 +114,62 @@ func TestOutboxStates(t *testing.T) {
 	}
 }
 
-func TestOutboxFull(t *testing.T) {
-	var o outbox
-	o.init()
-	start, _ := o.push([]byte("0"))
-	require.True(t, start)
-	for range QueueSize - 1 {
-		_, full := o.push([]byte("x"))
-		require.False(t, full)
+func TestOutboxLimits(t *testing.T) {
+	frame := []byte("0123456789") // 10 bytes
+	tests := []struct {
+		name     string
+		limits   Limits
+		pushes   int           // frames pushed, none taken, while a write waits
+		pause    time.Duration // before the last push
+		wantSlow string        // the last push's verdict
+	}{
+		{"a burst within the limits", Limits{Grace: time.Hour, MaxBytes: 10_000}, 1000, 0, ""},
+		{"the frame that passes the byte cap", Limits{Grace: time.Hour, MaxBytes: 100}, 11, 0, "queued bytes over the cap"},
+		{"the frame that reaches the cap exactly", Limits{Grace: time.Hour, MaxBytes: 100}, 10, 0, ""},
+		{"a write stuck past the grace", Limits{Grace: time.Millisecond, MaxBytes: 1 << 20}, agePeriod, 5 * time.Millisecond, "a write waited for the peer longer than the grace period"},
+		{"between age checks", Limits{Grace: time.Millisecond, MaxBytes: 1 << 20}, agePeriod - 1, 5 * time.Millisecond, ""},
+		{"a write stuck within the grace", Limits{Grace: time.Hour, MaxBytes: 1 << 20}, agePeriod, 5 * time.Millisecond, ""},
 	}
-	_, full := o.push([]byte("over"))
-	assert.True(t, full, "the frame after QueueSize")
-	assert.True(t, o.isOpen(), "full is the caller's to act on")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o outbox
+			o.init(tt.limits)
+			o.waiting(false)
+			for range tt.pushes - 1 {
+				_, slow := o.push(frame)
+				require.Empty(t, slow)
+			}
+			time.Sleep(tt.pause)
+			_, slow := o.push(frame)
+			assert.Equal(t, tt.wantSlow, slow)
+			assert.True(t, o.isOpen(), "slow is the caller's to act on")
+		})
+	}
+}
+
+func TestOutboxJudgesThePeerNotTheNode(t *testing.T) {
+	var o outbox
+	o.init(Limits{Grace: time.Millisecond, MaxBytes: 1 << 20})
+	for range 10 * agePeriod {
+		_, slow := o.push([]byte("x"))
+		require.Empty(t, slow, "frames waiting for a writer to start wait for the node")
+	}
 	batch, _ := o.take()
-	assert.Len(t, batch, QueueSize)
 	o.recycle(batch, false)
-	_, full = o.push([]byte("room again"))
-	assert.False(t, full)
+	assert.Zero(t, o.queued(), "take empties the queue")
+
+	o.waiting(false) // the peer took part of a write
+	time.Sleep(5 * time.Millisecond)
+	o.waiting(true) // and then the rest
+	for range 10 * agePeriod {
+		_, slow := o.push([]byte("x"))
+		require.Empty(t, slow, "a finished write is not held against the socket")
+	}
 }
 
 func TestOutboxThrottle(t *testing.T) {
 	var o outbox
-	o.init()
+	o.init(Limits{Grace: time.Hour, MaxBytes: 1 << 20})
 	for range QueueSize/2 + 1 {
 		o.push([]byte("x"))
 	}

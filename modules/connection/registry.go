@@ -11,19 +11,35 @@ import (
 // ErrDraining is returned by Registry.Add once CloseAll has begun.
 var ErrDraining = errors.New("server is shutting down")
 
+// ErrFull is returned by Registry.Add when the node holds its cap of
+// sockets (Config.MaxSockets).
+var ErrFull = errors.New("the node holds its cap of sockets")
+
 // Registry holds every live socket of this node, counts them per app and
 // closes them all at shutdown.
 type Registry struct {
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
 	perApp   map[string]int
+	max      int // sockets at most; 0: no cap
 	draining bool
 	empty    chan struct{} // closed when draining and no socket is left
 }
 
-// NewRegistry returns an empty Registry.
-func NewRegistry() *Registry {
-	return &Registry{conns: make(map[*Conn]struct{}), perApp: make(map[string]int)}
+// NewRegistry returns an empty Registry without a cap.
+func NewRegistry() *Registry { return NewCappedRegistry(0) }
+
+// NewCappedRegistry returns an empty Registry that holds max sockets at
+// most (0: no cap).
+func NewCappedRegistry(max int) *Registry {
+	return &Registry{conns: make(map[*Conn]struct{}), perApp: make(map[string]int), max: max}
+}
+
+// Full reports whether the node holds its cap of sockets.
+func (r *Registry) Full() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.max > 0 && len(r.conns) >= r.max
 }
 
 // Add registers c unless the node is draining. The app's connection cap
@@ -36,6 +52,9 @@ func (r *Registry) Add(c *Conn) error {
 	}
 	if _, ok := r.conns[c]; ok {
 		return nil // counted already; Remove uncounts it once
+	}
+	if r.max > 0 && len(r.conns) >= r.max {
+		return ErrFull
 	}
 	r.conns[c] = struct{}{}
 	r.perApp[c.app.ID]++
@@ -115,4 +134,21 @@ func (r *Registry) CloseAll(ctx context.Context) error {
 		r.mu.Unlock()
 		return ctx.Err()
 	}
+}
+
+// QueuedBytes returns the bytes queued for every socket of the node and
+// not yet taken by their writers. A broadcast frame queued for many
+// sockets counts once for each.
+func (r *Registry) QueuedBytes() int {
+	r.mu.Lock()
+	conns := make([]*Conn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	total := 0
+	for _, c := range conns {
+		total += c.QueuedBytes()
+	}
+	return total
 }

@@ -2,6 +2,7 @@ package connection
 
 import (
 	"errors"
+	"os"
 	"time"
 )
 
@@ -54,6 +55,7 @@ func (c *Conn) writePooled() {
 		size := len(*buf)
 		sent, err := c.tryWrite(*buf)
 		if err == nil && sent < size {
+			c.out.waiting(false)
 			c.spawn(&leftover{buf: buf, sent: sent, frames: frames, final: final})
 			return
 		}
@@ -68,7 +70,7 @@ func (c *Conn) writePooled() {
 }
 
 // writeOwn finishes rest, then writes batches, waiting for the peer at
-// most WriteTimeout each, until the outbox has nothing left.
+// most limits.Grace for progress, until the outbox has nothing left.
 func (c *Conn) writeOwn(rest *leftover) {
 	if rest != nil {
 		size := len(*rest.buf)
@@ -127,24 +129,38 @@ func (c *Conn) wrote(frames, size int, final bool, err error) bool {
 	return true
 }
 
-// writeAll writes b, waiting for the peer at most WriteTimeout.
+// writeAll writes b, waiting for the peer while it makes progress: a
+// write that moves no byte for limits.Grace fails, and the socket is
+// then a slow consumer.
 func (c *Conn) writeAll(b []byte) error {
-	if err := c.transport.SetWriteDeadline(time.Now().Add(WriteTimeout)); err != nil {
+	c.out.waiting(false)
+	for {
+		if err := c.transport.SetWriteDeadline(time.Now().Add(c.out.limits.Grace)); err != nil {
+			return err
+		}
+		// Finish(true) may have set its past deadline just before ours; it
+		// cuts the outbox first, so checking after our deadline closes the gap.
+		if c.out.isCut() {
+			return errPeerGone
+		}
+		n, err := c.transport.Write(b)
+		b = b[n:]
+		if err == nil {
+			c.out.waiting(true)
+		}
+		switch {
+		case err == nil && c.tryWrite != nil:
+			// Non-blocking writes check the deadline too: lift it.
+			return c.transport.SetWriteDeadline(time.Time{})
+		case err == nil:
+			return nil
+		case n > 0 && errors.Is(err, os.ErrDeadlineExceeded):
+			continue // slow, but moving
+		case errors.Is(err, os.ErrDeadlineExceeded) && !c.out.isCut():
+			c.slowConsumer("a write made no progress for the grace period")
+		}
 		return err
 	}
-	// Finish(true) may have set its past deadline just before ours; it
-	// cuts the outbox first, so checking after our deadline closes the gap.
-	if c.out.isCut() {
-		return errPeerGone
-	}
-	if _, err := c.transport.Write(b); err != nil {
-		return err
-	}
-	if c.tryWrite != nil {
-		// Non-blocking writes check the deadline too: lift it.
-		return c.transport.SetWriteDeadline(time.Time{})
-	}
-	return nil
 }
 
 // errPeerGone ends a write that would start after Finish(true).

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -218,16 +219,20 @@ func DialMany(t testing.TB, e Endpoint, n int) []*pusherclient.Client {
 	return out
 }
 
-// SubscribeAll subscribes every client to a public channel at once, each
-// waiting for its subscription_succeeded. It fails the test when any
-// subscription fails.
+// SubscribeAll subscribes every client to a public or private channel at
+// once, each waiting for its subscription_succeeded. It fails the test
+// when any subscription fails.
 func SubscribeAll(t testing.TB, clients []*pusherclient.Client, channel string) {
 	t.Helper()
 	errs := make([]error, len(clients))
 	var wg sync.WaitGroup
 	for i, c := range clients {
 		wg.Go(func() {
-			f, err := c.Subscribe(channel, "", "")
+			auth := ""
+			if strings.HasPrefix(channel, "private-") {
+				auth = Auth(c, channel, "")
+			}
+			f, err := c.Subscribe(channel, auth, "")
 			if err == nil && f.Event != pusher.EventSubscriptionSucceeded {
 				err = fmt.Errorf("subscribe %s: %s", channel, f)
 			}
