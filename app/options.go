@@ -49,7 +49,8 @@ func Options(cfg Config, log *slog.Logger) fx.Option {
 	}
 	return fx.Options(
 		fx.Supply(cfg.Server, cfg.Scaling, cfg.Apps, cfg.Webhooks, handlers.Config{Path: cfg.Server.Path, Debug: cfg.Log.Debug}, log,
-			stats.Config{Host: cfg.Metrics.Host, Port: cfg.Metrics.Port, PortSetting: cfg.Metrics.PortSetting}),
+			stats.Config{Host: cfg.Metrics.Host, Port: cfg.Metrics.Port, PortSetting: cfg.Metrics.PortSetting},
+			connection.Config{MaxSockets: cfg.Server.MaxSockets, Limits: connection.Limits{Grace: cfg.Server.SlowConsumerGrace, MaxBytes: cfg.Server.MaxQueuedBytes}}),
 		fx.WithLogger(func() fxevent.Logger {
 			// Below debug: FIZZ_DEBUG is for Fizz's frames and decisions. fx's
 			// errors still come at error level.

@@ -13,6 +13,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/server"
 	"github.com/fizz-server/fizz/modules/webhooks"
 	"github.com/fizz-server/fizz/scaling"
 )
@@ -31,6 +33,14 @@ var settings = []setting[Config]{
 	{env: "TLS_KEY", value: of(func(c *Config) *string { return &c.Server.TLSKey }, "", raw, required("must be set when FIZZ_TLS_CERT is")).
 		onlyIf(func(c *Config) bool { return c.Server.TLSCert != "" })},
 	{env: "SHUTDOWN_GRACE", value: of(func(c *Config) *time.Duration { return &c.Server.ShutdownGrace }, 3*time.Second, duration, notNegative("%s must not be negative"))},
+	{path: "server.header_timeout", env: "HEADER_TIMEOUT",
+		value: of(func(c *Config) *time.Duration { return &c.Server.HeaderTimeout }, server.DefaultHeaderTimeout, duration, positive)},
+	{path: "server.max_handshakes", env: "MAX_HANDSHAKES", value: of(func(c *Config) *int { return &c.Server.MaxHandshakes }, 0, wholeNumber, noCap)},
+	{path: "server.max_sockets", env: "MAX_SOCKETS", value: of(func(c *Config) *int { return &c.Server.MaxSockets }, 0, wholeNumber, noCap)},
+	{path: "server.slow_consumer_grace", env: "SLOW_CONSUMER_GRACE",
+		value: of(func(c *Config) *time.Duration { return &c.Server.SlowConsumerGrace }, connection.DefaultSlowConsumerGrace, duration, positive)},
+	{path: "server.max_queued_bytes", env: "MAX_QUEUED_BYTES",
+		value: of(func(c *Config) *int { return &c.Server.MaxQueuedBytes }, connection.DefaultMaxQueuedBytes, wholeNumber, moreBytes)},
 	{path: "scaling.enabled", env: "SCALING_ENABLED", value: of(func(c *Config) *bool { return &c.Scaling.Enabled }, false, boolean, nil)},
 	{path: "scaling.channel", env: "SCALING_CHANNEL", value: of(func(c *Config) *string { return &c.Scaling.Channel }, "fizz", trimmed, channelName)},
 	redisURL,

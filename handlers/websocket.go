@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
@@ -50,6 +51,7 @@ type WebSocket struct {
 	stats      *stats.Stats
 	log        *slog.Logger
 	debug      bool
+	limits     connection.Limits
 	upgrade    fiber.Handler
 	refused    *refusals
 	loggers    sync.Map        // *apps.App -> *slog.Logger
@@ -68,6 +70,7 @@ type WebSocketParams struct {
 	Stats      *stats.Stats
 	Log        *slog.Logger
 	Config     Config
+	Sockets    connection.Config `optional:"true"` // zero: no cap, default limits
 }
 
 // NewWebSocket returns the endpoint.
@@ -82,6 +85,7 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 		stats:      p.Stats,
 		log:        p.Log,
 		debug:      p.Config.Debug,
+		limits:     p.Sockets.Limits,
 		refused:    newRefusals(),
 		ctx:        context.Background(),
 	}
@@ -101,6 +105,12 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 func (w *WebSocket) Handle(c *fiber.Ctx) error {
 	if !websocket.IsWebSocketUpgrade(c) {
 		return fiber.NewError(fiber.StatusUpgradeRequired, "this endpoint only speaks WebSocket")
+	}
+	if w.registry.Full() {
+		w.refused.log(w.log, "the node holds its cap of sockets (503)", "FIZZ_MAX_SOCKETS")
+		w.stats.Refused("max_sockets")
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return fiber.NewError(fiber.StatusServiceUnavailable, "the node holds its cap of sockets; try again later")
 	}
 	return w.upgrade(c)
 }
@@ -176,10 +186,16 @@ func (w *WebSocket) serve(ws *websocket.Conn) {
 		return
 	}
 	c := connection.New(socketID(), app, transport, connection.Options{
-		Log: w.appLogger(app), Debug: w.debug, Observer: w.observer, Writers: w.writers,
+		Log: w.appLogger(app), Debug: w.debug, Observer: w.observer, Writers: w.writers, Limits: w.limits,
 	})
 	served = true // run closes the transport
 	if transport == hijacked {
+		// The handshake's read deadline must not end the socket.
+		if err := transport.SetReadDeadline(time.Time{}); err != nil {
+			c.Finish(true)
+			_ = transport.Close()
+			return
+		}
 		w.run(c, src) // cannot be detached: read through fasthttp's reader
 		return
 	}
@@ -374,6 +390,11 @@ func (w *WebSocket) handleMessage(ctx context.Context, c *connection.Conn, m con
 	case err != nil:
 		w.stats.MessageReceived(limit)
 		c.SendError(pusher.Errorf(pusher.CodeGeneric, "Message too large: the limit is %d bytes", limit))
+	case !utf8.Valid(m.Payload):
+		// RFC 6455 8.1: a text frame must be UTF-8, or the socket fails.
+		w.stats.MessageReceived(len(m.Payload))
+		c.CloseFrame(connection.CloseInvalidData, "Invalid UTF-8")
+		return true
 	default:
 		w.stats.MessageReceived(len(m.Payload))
 		if w.debug {

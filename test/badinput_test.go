@@ -48,7 +48,6 @@ func TestBadInput(t *testing.T) {
 		{name: "unsubscribe data is an array", give: []byte(`{"event":"pusher:unsubscribe","data":["a"]}`)},
 		{name: "unknown pusher event", give: []byte(`{"event":"pusher:teleport","data":{}}`)},
 		{name: "unknown event", give: []byte(`{"event":"hello","data":{}}`)},
-		{name: "invalid UTF-8", give: []byte("{\"event\":\"client-\xff\"}")},
 		{name: "one byte over max_message_size", give: paddedPing(maxMessageSize + 1)},
 		{name: "far over max_message_size", give: paddedPing(3 * maxMessageSize)},
 		{name: "binary frame", give: []byte(`{"event":"pusher:ping","data":{}}`), binary: true},

@@ -148,7 +148,11 @@ func (m *Membership) Admit(ctx context.Context, c *connection.Conn) *pusher.Erro
 		var perr *pusher.Error
 		var err error
 		m.change(func() {
-			if m.registry.Add(c) != nil {
+			switch err := m.registry.Add(c); {
+			case errors.Is(err, connection.ErrFull):
+				perr = pusher.Fatalf(pusher.CodeOverCapacity, "Over capacity")
+				return
+			case err != nil:
 				perr = pusher.Fatalf(pusher.CodeGeneric, "Server is restarting")
 				return
 			}

@@ -10,7 +10,7 @@ import (
 // the app starts. Composed last, its hook stops first: stop accepting, then
 // drain sockets, before the modules beneath it stop.
 var Module = fx.Module("server",
-	fx.Provide(New, (*Server).App),
+	fx.Provide(fx.Annotate(New, fx.ParamTags(``, ``, ``, `optional:"true"`)), (*Server).App),
 	fx.Invoke(func(lc fx.Lifecycle, s *Server) {
 		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
 	}),

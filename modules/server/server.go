@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/fizz-server/fizz/modules/connection"
 )
@@ -20,12 +21,20 @@ import (
 // idleTimeout closes an idle HTTP keep-alive connection.
 const idleTimeout = 120 * time.Second
 
+// Observer hears the connections and requests a limit refused or cut
+// (the stats implement it).
+type Observer interface {
+	Refused(reason string)
+}
+
 // Server is the node's HTTP and WebSocket listener.
 type Server struct {
 	cfg      Config
 	app      *fiber.App
 	registry *connection.Registry
 	log      *slog.Logger
+	obs      Observer // nil: none
+	refusals *refusalLog
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -34,35 +43,90 @@ type Server struct {
 }
 
 // New returns a Server whose *fiber.App answers every error as JSON
-// {"error": "..."}. It binds nothing until Start.
-func New(cfg Config, registry *connection.Registry, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, registry: registry, log: log}
-	s.app = fiber.New(fiber.Config{
+// {"error": "..."}. It binds nothing until Start. obs may be nil.
+//
+// A connection must send its request line and headers within
+// HeaderTimeout, and its body within bodyTimeout, or it is answered 408
+// and closed; an idle keep-alive connection is closed after idleTimeout.
+// Only HTTP/1.0 and 1.1 are served.
+func New(cfg Config, registry *connection.Registry, log *slog.Logger, obs Observer) *Server {
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	s := &Server{cfg: cfg, registry: registry, log: log, obs: obs, refusals: &refusalLog{last: map[string]time.Time{}}}
+	fc := fiber.Config{
 		AppName:               "fizz",
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.MaxRequestSize,
+		ReadTimeout:           cfg.HeaderTimeout,
 		IdleTimeout:           idleTimeout,
-		ErrorHandler:          errorHandler(log),
+		ErrorHandler:          s.errorHandler,
+	}
+	if cfg.MaxHandshakes > 0 {
+		fc.Concurrency = cfg.MaxHandshakes
+	}
+	s.app = fiber.New(fc)
+	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		if n := h.ContentLength(); n != 0 {
+			return fasthttp.RequestConfig{ReadTimeout: cfg.bodyTimeout(n)}
+		}
+		return fasthttp.RequestConfig{}
+	}
+	s.app.Use(func(c *fiber.Ctx) error {
+		if p := string(c.Request().Header.Protocol()); p != "HTTP/1.1" && p != "HTTP/1.0" {
+			s.refuse("http_version", "unsupported HTTP version", p)
+			c.Set(fiber.HeaderConnection, "close")
+			return fiber.NewError(fiber.StatusHTTPVersionNotSupported, "only HTTP/1.1 and HTTP/1.0 are served")
+		}
+		return c.Next()
 	})
 	return s
+}
+
+// refuse counts a refusal and logs it at most once a minute per reason.
+func (s *Server) refuse(reason, msg string, value string) {
+	if s.obs != nil {
+		s.obs.Refused(reason)
+	}
+	if s.refusals.due(reason) {
+		s.log.Warn(msg+" (logged once a minute)", "reason", reason, "value", value)
+	}
+}
+
+// refusalLog remembers when each reason was last logged.
+type refusalLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (r *refusalLog) due(reason string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.last[reason]; ok && time.Since(at) < time.Minute {
+		return false
+	}
+	r.last[reason] = time.Now()
+	return true
 }
 
 // App returns the *fiber.App routes are mounted on.
 func (s *Server) App() *fiber.App { return s.app }
 
 // errorHandler renders every error as JSON; anything that is not a
-// *fiber.Error is a server fault, logged and answered 500.
-func errorHandler(log *slog.Logger) fiber.ErrorHandler {
-	return func(c *fiber.Ctx, err error) error {
-		status, msg := fiber.StatusInternalServerError, "internal server error"
-		var fe *fiber.Error
-		if errors.As(err, &fe) {
-			status, msg = fe.Code, fe.Message
-		} else {
-			log.Error("http handler failed", "method", c.Method(), "path", c.Path(), "err", err)
-		}
-		return c.Status(status).JSON(fiber.Map{"error": msg})
+// *fiber.Error is a server fault, logged and answered 500. A request
+// too slow to arrive (408, from fasthttp) is counted and logged too.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	status, msg := fiber.StatusInternalServerError, "internal server error"
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		status, msg = fe.Code, fe.Message
+	} else {
+		s.log.Error("http handler failed", "method", c.Method(), "path", c.Path(), "err", err)
 	}
+	if status == fiber.StatusRequestTimeout {
+		s.refuse("header_timeout", "request too slow to arrive, closed", c.Context().RemoteAddr().String())
+	}
+	return c.Status(status).JSON(fiber.Map{"error": msg})
 }
 
 // Start binds the port, so a busy port fails start, and serves on a

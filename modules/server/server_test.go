@@ -25,7 +25,7 @@ func newServer(t *testing.T, cfg Config) *Server {
 	if cfg.MaxRequestSize == 0 {
 		cfg.MaxRequestSize = 1024
 	}
-	s := New(cfg, connection.NewRegistry(), slog.New(slog.DiscardHandler))
+	s := New(cfg, connection.NewRegistry(), slog.New(slog.DiscardHandler), nil)
 	s.App().Get("/ping", func(c *fiber.Ctx) error { return c.SendString("pong") })
 	s.App().Get("/fail", func(*fiber.Ctx) error { return io.ErrUnexpectedEOF })
 	return s

@@ -6,6 +6,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/server"
 	"github.com/fizz-server/fizz/scaling"
 )
 
@@ -16,7 +17,7 @@ var Module = fx.Module("stats",
 	fx.Provide(
 		New,
 		fx.Annotate(func(s *Stats) *Stats { return s },
-			fx.As(new(connection.Observer)), fx.As(new(scaling.Observer))),
+			fx.As(new(connection.Observer)), fx.As(new(scaling.Observer)), fx.As(new(server.Observer))),
 		NewGauges,
 		NewServer,
 	),

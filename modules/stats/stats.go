@@ -40,6 +40,7 @@ type Stats struct {
 	messagesOut   prometheus.Counter
 	bytesOut      prometheus.Counter
 	slowConsumers *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	apiRequests   *prometheus.CounterVec
 	events        *prometheus.CounterVec
@@ -78,17 +79,21 @@ func New() *Stats {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
 	}
 	s := &Stats{
-		registry:      prometheus.NewRegistry(),
-		connects:      counterVec("connects_total", "WebSocket connections admitted.", "app"),
-		disconnects:   counterVec("disconnects_total", "WebSocket connections ended, by close code (1006: the peer vanished).", "app", "code"),
-		messagesIn:    counter("messages_received_total", "Data frames received from clients."),
-		bytesIn:       counter("bytes_received_total", "Payload bytes of the data frames received from clients."),
-		messagesOut:   counter("messages_sent_total", "Frames written to clients (data and control), counted per write batch."),
-		bytesOut:      counter("bytes_sent_total", "Bytes written to clients, WebSocket framing included."),
-		slowConsumers: counterVec("slow_consumer_closes_total", "Sockets closed with 4100 because their outbound queue was full.", "app"),
-		rateLimited:   counterVec("client_events_rate_limited_total", "Client events refused (4301) for exceeding the per-socket rate.", "app"),
-		apiRequests:   counterVec("http_api_requests_total", "HTTP API (/apps) requests, by route pattern, method and status.", "route", "method", "status"),
-		events:        counterVec("events_triggered_total", "Events handed to the dispatcher, by source (api, client, internal).", "app", "source"),
+		registry:    prometheus.NewRegistry(),
+		connects:    counterVec("connects_total", "WebSocket connections admitted.", "app"),
+		disconnects: counterVec("disconnects_total", "WebSocket connections ended, by close code (1006: the peer vanished).", "app", "code"),
+		messagesIn:  counter("messages_received_total", "Data frames received from clients."),
+		bytesIn:     counter("bytes_received_total", "Payload bytes of the data frames received from clients."),
+		messagesOut: counter("messages_sent_total", "Frames written to clients (data and control), counted per write batch."),
+		bytesOut:    counter("bytes_sent_total", "Bytes written to clients, WebSocket framing included."),
+		slowConsumers: counterVec("slow_consumer_closes_total",
+			"Sockets closed as slow consumers: frames unwritten past the grace period, queued bytes over the cap, or a write without progress.", "app"),
+		refused: counterVec("refused_total",
+			"Connections and requests refused or cut by a node limit: header_timeout (request line, headers or body too slow), max_sockets, http_version.",
+			"reason"),
+		rateLimited: counterVec("client_events_rate_limited_total", "Client events refused (4301) for exceeding the per-socket rate.", "app"),
+		apiRequests: counterVec("http_api_requests_total", "HTTP API (/apps) requests, by route pattern, method and status.", "route", "method", "status"),
+		events:      counterVec("events_triggered_total", "Events handed to the dispatcher, by source (api, client, internal).", "app", "source"),
 		transitions: counterVec("channel_transitions_total",
 			"Cluster-wide channel transitions decided by this node: channel_occupied, channel_vacated, member_added, member_removed, subscription_count.",
 			"app", "kind"),
@@ -124,7 +129,7 @@ func New() *Stats {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		s.connects, s.disconnects,
 		s.messagesIn, s.bytesIn, s.messagesOut, s.bytesOut,
-		s.slowConsumers, s.rateLimited, s.apiRequests, s.events, s.transitions,
+		s.slowConsumers, s.refused, s.rateLimited, s.apiRequests, s.events, s.transitions,
 		s.publishes, s.publishFailures, s.publishSeconds, s.receives,
 		s.gatherPartial,
 		s.webhooksSent, s.webhookRetries, s.webhooksDropped, s.webhookQueue, s.webhookLatency,
@@ -179,8 +184,17 @@ func (s *Stats) MessagesSent(frames, bytes int) {
 	s.bytesOut.Add(float64(bytes))
 }
 
-// SlowConsumer counts a socket of appID closed with 4100 because its queue
-// was full. It implements connection.Observer.
+// Refused counts a connection or request refused or cut by a node limit.
+// It implements server.Observer.
+func (s *Stats) Refused(reason string) {
+	if s == nil {
+		return
+	}
+	s.refused.WithLabelValues(reason).Inc()
+}
+
+// SlowConsumer counts a socket of appID closed as a slow consumer. It
+// implements connection.Observer.
 func (s *Stats) SlowConsumer(appID string) {
 	if s == nil {
 		return
