@@ -195,3 +195,32 @@ func TestMaxSocketsRefusesCleanly(t *testing.T) {
 		return err == nil
 	}, 5*time.Second, 50*time.Millisecond, "a closed socket frees its place")
 }
+
+// TestMaxHandshakesRefusesCleanly: with the node's HTTP connections at
+// their cap (here held by clients that send nothing), one more is answered
+// 503 at once, and the cap frees as the stalled ones are cut.
+func TestMaxHandshakesRefusesCleanly(t *testing.T) {
+	t.Parallel()
+	n := harness.Start(t, func(c *app.Config) {
+		c.Server.MaxHandshakes = 2
+		c.Server.HeaderTimeout = 500 * time.Millisecond
+	})
+	for range 2 {
+		c, err := net.Dial("tcp", n.Addr)
+		require.NoError(t, err)
+		defer c.Close()
+	}
+	time.Sleep(100 * time.Millisecond) // accepted and held
+	status := func() int {
+		resp, err := n.HTTP.Get(n.HTTPURL + "/up")
+		if err != nil {
+			return 0
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusServiceUnavailable, status(), "over the cap")
+	n.HTTP.CloseIdleConnections()
+	require.Eventually(t, func() bool { n.HTTP.CloseIdleConnections(); return status() == http.StatusOK },
+		5*time.Second, 50*time.Millisecond, "served once the stalled connections are cut")
+}

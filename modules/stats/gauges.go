@@ -23,6 +23,8 @@ var (
 		"Occupied channels on this node.", []string{"app"}, nil)
 	subscriptionsDesc = prometheus.NewDesc(namespace+"_subscriptions",
 		"Channel subscriptions of this node's sockets.", []string{"app"}, nil)
+	queuedBytesDesc = prometheus.NewDesc(namespace+"_queued_bytes",
+		"Bytes queued for this node's sockets and not yet written; a broadcast frame counts once per socket that holds it.", nil, nil)
 	redisLinkDesc = prometheus.NewDesc(namespace+"_redis_link_up",
 		"1 while the Redis pub/sub link is up, 0 while it is down; absent when scaling is off.", nil, nil)
 )
@@ -64,6 +66,7 @@ func (g *Gauges) Describe(ch chan<- *prometheus.Desc) {
 	ch <- connectionsDesc
 	ch <- channelsDesc
 	ch <- subscriptionsDesc
+	ch <- queuedBytesDesc
 	if g.link != nil {
 		ch <- redisLinkDesc
 	}
@@ -83,6 +86,7 @@ func (g *Gauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(len(infos)), app.ID)
 		ch <- prometheus.MustNewConstMetric(subscriptionsDesc, prometheus.GaugeValue, float64(subs), app.ID)
 	}
+	ch <- prometheus.MustNewConstMetric(queuedBytesDesc, prometheus.GaugeValue, float64(g.registry.QueuedBytes()))
 	if g.link != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), linkTimeout)
 		defer cancel()
