@@ -384,6 +384,15 @@ func (w *WebSocket) handleMessage(ctx context.Context, c *connection.Conn, m con
 		}
 		c.CloseFrame(code, "")
 		return true
+	case !c.AllowMessage(time.Now()):
+		// Reverb's rate_limiting: every data message counts.
+		w.stats.MessageReceived(len(m.Payload))
+		w.stats.MessageRateLimited(c.App().ID)
+		if c.App().RateLimit.Terminate {
+			c.Close(pusher.Fatalf(pusher.CodeClientEventBlocked, "Rate limit exceeded"))
+			return true
+		}
+		c.SendError(pusher.Errorf(pusher.CodeClientEventBlocked, "Rate limit exceeded"))
 	case m.Op != connection.OpText:
 		w.stats.MessageReceived(len(m.Payload))
 		c.SendError(pusher.Errorf(pusher.CodeGeneric, "Binary frames are not supported"))

@@ -15,7 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/app"
+	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
@@ -223,4 +225,41 @@ func TestMaxHandshakesRefusesCleanly(t *testing.T) {
 	n.HTTP.CloseIdleConnections()
 	require.Eventually(t, func() bool { n.HTTP.CloseIdleConnections(); return status() == http.StatusOK },
 		5*time.Second, 50*time.Millisecond, "served once the stalled connections are cut")
+}
+
+// TestRateLimiting: Reverb's per-socket message limit. Past max_attempts
+// in a window every message gets pusher:error 4301 and is dropped (the
+// socket stays open), until the window ends; with terminate_on_limit the
+// socket is closed. Other sockets are not touched.
+func TestRateLimiting(t *testing.T) {
+	t.Parallel()
+	const decay = time.Second
+	for _, terminate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("terminate=%v", terminate), func(t *testing.T) {
+			t.Parallel()
+			n := harness.Start(t, func(c *app.Config) {
+				c.Apps[0].RateLimit = apps.RateLimit{Enabled: true, MaxAttempts: 5, Decay: decay, Terminate: terminate}
+			})
+			bystander := harness.Dial(t, n)
+			c := harness.Dial(t, n)
+			start := time.Now()
+			for range 5 {
+				require.NoError(t, c.Ping(), "within the limit")
+			}
+			require.NoError(t, c.Send("pusher:ping", "", map[string]any{}))
+			if terminate {
+				harness.RequireFatal(t, c, pusher.CodeClientEventBlocked)
+				require.NoError(t, bystander.Ping(), "the other socket is served")
+				return
+			}
+			harness.RequireError(t, c, pusher.CodeClientEventBlocked)
+			require.NoError(t, c.Send("pusher:ping", "", map[string]any{}))
+			harness.RequireError(t, c, pusher.CodeClientEventBlocked)
+			assert.Equal(t, 2.0, n.Metric(t, "fizz_messages_rate_limited_total", "app", n.App.ID))
+			require.NoError(t, bystander.Ping(), "the other socket is served")
+
+			time.Sleep(time.Until(start.Add(decay + 100*time.Millisecond)))
+			require.NoError(t, c.Ping(), "open, in a new window")
+		})
+	}
 }

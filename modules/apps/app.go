@@ -60,11 +60,32 @@ type App struct {
 	RequireSignin bool
 	SigninTimeout time.Duration
 
+	// RateLimit caps every socket's data messages, as Reverb's
+	// rate_limiting does.
+	RateLimit RateLimit
+
 	// Webhooks are the app's webhooks, each sent every event it wants.
 	Webhooks []Webhook
 	// WebhookBatching sends several events per POST.
 	WebhookBatching bool
 }
+
+// RateLimit is Reverb's per-socket message limit: at most MaxAttempts
+// data messages in a window of Decay from the first; one more is answered
+// pusher:error 4301, and with Terminate the socket is closed. Off unless
+// Enabled.
+type RateLimit struct {
+	Enabled     bool
+	MaxAttempts int
+	Decay       time.Duration
+	Terminate   bool
+}
+
+// Defaults of RateLimit, as Reverb's.
+const (
+	DefaultRateLimitMaxAttempts = 60
+	DefaultRateLimitDecay       = 60 * time.Second
+)
 
 // Webhook is one URL that receives an app's webhook events (Pusher's
 // contract: a signed POST of {"time_ms", "events"}).
@@ -120,6 +141,12 @@ func (a App) WithDefaults() App {
 	}
 	if a.SigninTimeout <= 0 {
 		a.SigninTimeout = DefaultSigninTimeout
+	}
+	if a.RateLimit.MaxAttempts <= 0 {
+		a.RateLimit.MaxAttempts = DefaultRateLimitMaxAttempts
+	}
+	if a.RateLimit.Decay <= 0 {
+		a.RateLimit.Decay = DefaultRateLimitDecay
 	}
 	return a
 }

@@ -48,6 +48,7 @@ type Conn struct {
 
 	// Owned by the reader goroutine.
 	events     bucket // client events allowed
+	messages   window // data messages, for the app's RateLimit
 	channelSet map[string]struct{}
 }
 
@@ -190,6 +191,14 @@ func (c *Conn) Channels() []string {
 // AllowClientEvent takes one token from the socket's client-event bucket
 // (ClientEventsPerSecond per second, bursting to the same). Reader only.
 func (c *Conn) AllowClientEvent(now time.Time) bool { return c.events.take(now) }
+
+// AllowMessage counts a data message against the app's RateLimit and
+// reports whether it is within it (always, when the limit is off). Called
+// by the reader only.
+func (c *Conn) AllowMessage(now time.Time) bool {
+	l := c.app.RateLimit
+	return !l.Enabled || c.messages.hit(now, l.MaxAttempts, l.Decay)
+}
 
 // Send queues a JSON payload as one text frame.
 func (c *Conn) Send(payload []byte) {

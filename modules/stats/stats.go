@@ -41,6 +41,7 @@ type Stats struct {
 	bytesOut      prometheus.Counter
 	slowConsumers *prometheus.CounterVec
 	refused       *prometheus.CounterVec
+	rateLimitedIn *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	apiRequests   *prometheus.CounterVec
 	events        *prometheus.CounterVec
@@ -88,6 +89,8 @@ func New() *Stats {
 		bytesOut:    counter("bytes_sent_total", "Bytes written to clients, WebSocket framing included."),
 		slowConsumers: counterVec("slow_consumer_closes_total",
 			"Sockets closed as slow consumers: frames unwritten past the grace period, queued bytes over the cap, or a write without progress.", "app"),
+		rateLimitedIn: counterVec("messages_rate_limited_total",
+			"Client messages refused (4301) by the app's rate_limiting (Reverb's per-socket message limit).", "app"),
 		refused: counterVec("refused_total",
 			"Connections and requests refused or cut by a node limit: header_timeout (request line, headers or body too slow), max_sockets, http_version.",
 			"reason"),
@@ -129,7 +132,7 @@ func New() *Stats {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		s.connects, s.disconnects,
 		s.messagesIn, s.bytesIn, s.messagesOut, s.bytesOut,
-		s.slowConsumers, s.refused, s.rateLimited, s.apiRequests, s.events, s.transitions,
+		s.slowConsumers, s.refused, s.rateLimitedIn, s.rateLimited, s.apiRequests, s.events, s.transitions,
 		s.publishes, s.publishFailures, s.publishSeconds, s.receives,
 		s.gatherPartial,
 		s.webhooksSent, s.webhookRetries, s.webhooksDropped, s.webhookQueue, s.webhookLatency,
@@ -182,6 +185,15 @@ func (s *Stats) MessagesSent(frames, bytes int) {
 	}
 	s.messagesOut.Add(float64(frames))
 	s.bytesOut.Add(float64(bytes))
+}
+
+// MessageRateLimited counts a client message of appID refused by the
+// app's rate_limiting.
+func (s *Stats) MessageRateLimited(appID string) {
+	if s == nil {
+		return
+	}
+	s.rateLimitedIn.WithLabelValues(appID).Inc()
 }
 
 // Refused counts a connection or request refused or cut by a node limit.
