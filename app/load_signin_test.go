@@ -242,7 +242,7 @@ func TestLoadUserSettingErrors(t *testing.T) {
 		{"file misspelt key", input{args: cfgFile, file: one("    signin_timout: 5s\n")},
 			`{file}:5: apps[0].signin_timout: unknown key (known keys: id, key, secret, ping_interval, activity_timeout, max_message_size, ` +
 				`max_connections, allowed_origins, accept_client_events_from, max_presence_members, max_presence_user_info, ` +
-				`client_events_per_second, webhook_batching, webhooks, subscription_count, require_signin, signin_timeout)`},
+				`client_events_per_second, rate_limiting, webhook_batching, webhooks, subscription_count, require_signin, signin_timeout)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

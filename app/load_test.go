@@ -90,6 +90,7 @@ func TestDefaults(t *testing.T) {
 		SubscriptionCount:      false,
 		RequireSignin:          false,
 		SigninTimeout:          30 * time.Second,
+		RateLimit:              apps.RateLimit{MaxAttempts: apps.DefaultRateLimitMaxAttempts, Decay: apps.DefaultRateLimitDecay},
 	}}, cfg.Apps)
 	assert.Nil(t, cfg.Apps[0].Webhooks)
 	assert.False(t, cfg.Apps[0].WebhookBatching)
@@ -282,6 +283,7 @@ func TestLoad(t *testing.T) {
 					AcceptClientEventsFrom: apps.ClientEventsNone,
 					MaxPresenceMembers:     7, MaxPresenceUserInfo: 99, ClientEventsPerSecond: 0,
 					SubscriptionCount: true, RequireSignin: true, SigninTimeout: 45 * time.Second,
+					RateLimit: apps.RateLimit{MaxAttempts: 60, Decay: time.Minute},
 				}
 				c.Scaling.Enabled, c.Scaling.Channel, c.Scaling.Timeout = true, "cluster-a", 500*time.Millisecond
 				c.Scaling.Lease = 6 * time.Second
