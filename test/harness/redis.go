@@ -163,3 +163,14 @@ func tick(m *miniredis.Miniredis) (stop func()) {
 		<-finished
 	}
 }
+
+// Pause stops a real redis-server for d (SIGSTOP, then SIGCONT), as a
+// stalled host or a long fork does: connections stay open and nothing is
+// answered. It fails the test on miniredis, which cannot be paused.
+func (r *Redis) Pause(d time.Duration) {
+	r.t.Helper()
+	require.NotNil(r.t, r.cmd, "Pause needs a running redis-server")
+	require.NoError(r.t, r.cmd.Process.Signal(syscall.SIGSTOP))
+	time.Sleep(d)
+	require.NoError(r.t, r.cmd.Process.Signal(syscall.SIGCONT))
+}
