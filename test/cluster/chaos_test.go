@@ -60,6 +60,7 @@ func TestChaos(t *testing.T) {
 	mutate := func(c *app.Config) {
 		c.Server.HeaderTimeout = time.Second
 		c.Apps[0].MaxMessageSize = 32 << 10
+		c.Apps[0].PingInterval = 5 * time.Second // pings under load too
 	}
 	a, c := cl.start(t, "A", mutate), cl.start(t, "C", mutate)
 	p := cl.startProcess(t, "P", nil)
@@ -68,7 +69,7 @@ func TestChaos(t *testing.T) {
 	watchers := map[*node][]*pusherclient.Client{}
 	for _, n := range []*node{a, c, p} {
 		for range 5 {
-			s := harness.Dial(t, n)
+			s := harness.DialWith(t, n, pusherclient.Options{AnswerPings: true}) // as pusher-js does
 			harness.Subscribe(t, s, feed)
 			watchers[n] = append(watchers[n], s)
 		}
@@ -121,6 +122,8 @@ func TestChaos(t *testing.T) {
 	for _, n := range []*node{a, c} {
 		for i, s := range watchers[n] {
 			got := receivedUntil(t, s, feed, last)
+			code, reason, closed := s.CloseStatus()
+			require.False(t, closed, "seed %d: watcher %d on %s was closed: %d %q", plan.seed, i, n, code, reason)
 			require.NoError(t, inOrder(got), "seed %d: watcher %d on %s", plan.seed, i, n)
 			missing := acked.missingFrom(got, n == c)
 			require.Empty(t, missing, "seed %d: watcher %d on %s lost acknowledged events", plan.seed, i, n)
