@@ -92,6 +92,17 @@ func (o *outbox) queued() int {
 	return o.bytes
 }
 
+// frames calls f with each frame waiting to be taken, under the lock (f
+// must be quick), and returns their bytes.
+func (o *outbox) frames(f func([]byte)) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, frame := range o.queue {
+		f(frame)
+	}
+	return o.bytes
+}
+
 // close drops the queue and makes frames the last ones written. It
 // reports false when the outbox was not open (a second close does
 // nothing), and whether the caller must start the writer.

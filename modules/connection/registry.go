@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"unsafe"
 
 	"github.com/fizz-server/fizz/modules/pusher"
 )
@@ -136,19 +137,28 @@ func (r *Registry) CloseAll(ctx context.Context) error {
 	}
 }
 
-// QueuedBytes returns the bytes queued for every socket of the node and
-// not yet taken by their writers. A broadcast frame queued for many
-// sockets counts once for each.
-func (r *Registry) QueuedBytes() int {
+// QueuedBytes returns the bytes queued for the node's sockets and not yet
+// taken by their writers: held sums every socket's queue, and distinct
+// counts a frame queued for many sockets (a broadcast's shared bytes)
+// once, which is what the queues cost the node's memory.
+func (r *Registry) QueuedBytes() (held, distinct int) {
 	r.mu.Lock()
 	conns := make([]*Conn, 0, len(r.conns))
 	for c := range r.conns {
 		conns = append(conns, c)
 	}
 	r.mu.Unlock()
-	total := 0
+	seen := make(map[*byte]int)
 	for _, c := range conns {
-		total += c.QueuedBytes()
+		held += c.out.frames(func(f []byte) {
+			if len(f) > 0 {
+				p := unsafe.SliceData(f)
+				seen[p] = max(seen[p], len(f))
+			}
+		})
 	}
-	return total
+	for _, n := range seen {
+		distinct += n
+	}
+	return held, distinct
 }

@@ -162,3 +162,34 @@ func TestRegistryCloseAllAbortsWhenCtxEnds(t *testing.T) {
 	}
 	assert.Equal(t, 3, r.Count("app-1"))
 }
+
+func TestRegistryQueuedBytes(t *testing.T) {
+	r := NewRegistry()
+	var conns []*Conn
+	var transports []*fakeTransport
+	for _, id := range []string{"1.1", "2.2"} {
+		tr := newFakeTransport(true) // the first write waits for release
+		c := New(id, testApp(), tr, Options{Log: discard})
+		require.NoError(t, r.Add(c))
+		c.Send([]byte(`{"n":0}`))
+		<-tr.entered // taken: the writer holds it, the queue is empty
+		conns, transports = append(conns, c), append(transports, tr)
+	}
+	held, distinct := r.QueuedBytes()
+	assert.Zero(t, held)
+	assert.Zero(t, distinct)
+
+	shared := TextFrame([]byte(`{"event":"to-both"}`))
+	own := TextFrame([]byte(`{"event":"to-one"}`))
+	conns[0].SendFrame(shared)
+	conns[1].SendFrame(shared)
+	conns[0].SendFrame(own)
+	held, distinct = r.QueuedBytes()
+	assert.Equal(t, 2*len(shared)+len(own), held, "every queue summed")
+	assert.Equal(t, len(shared)+len(own), distinct, "the shared frame once")
+
+	for i, c := range conns {
+		transports[i].release()
+		c.Finish(false)
+	}
+}

@@ -24,7 +24,8 @@ var (
 	subscriptionsDesc = prometheus.NewDesc(namespace+"_subscriptions",
 		"Channel subscriptions of this node's sockets.", []string{"app"}, nil)
 	queuedBytesDesc = prometheus.NewDesc(namespace+"_queued_bytes",
-		"Bytes queued for this node's sockets and not yet written; a broadcast frame counts once per socket that holds it.", nil, nil)
+		"Bytes queued for this node's sockets and not yet written: held, every socket's queue summed (a broadcast frame once per socket holding it); distinct, each frame once, what the queues cost in memory.",
+		[]string{"kind"}, nil)
 	redisLinkDesc = prometheus.NewDesc(namespace+"_redis_link_up",
 		"1 while the Redis pub/sub link is up, 0 while it is down; absent when scaling is off.", nil, nil)
 )
@@ -86,7 +87,9 @@ func (g *Gauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(len(infos)), app.ID)
 		ch <- prometheus.MustNewConstMetric(subscriptionsDesc, prometheus.GaugeValue, float64(subs), app.ID)
 	}
-	ch <- prometheus.MustNewConstMetric(queuedBytesDesc, prometheus.GaugeValue, float64(g.registry.QueuedBytes()))
+	held, distinct := g.registry.QueuedBytes()
+	ch <- prometheus.MustNewConstMetric(queuedBytesDesc, prometheus.GaugeValue, float64(held), "held")
+	ch <- prometheus.MustNewConstMetric(queuedBytesDesc, prometheus.GaugeValue, float64(distinct), "distinct")
 	if g.link != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), linkTimeout)
 		defer cancel()
