@@ -60,7 +60,7 @@ func TestChaos(t *testing.T) {
 	mutate := func(c *app.Config) {
 		c.Server.HeaderTimeout = time.Second
 		c.Apps[0].MaxMessageSize = 32 << 10
-		c.Apps[0].PingInterval = 5 * time.Second // pings under load too
+		c.Apps[0].PingInterval = 15 * time.Second // pings under load too (the default is 60 s)
 	}
 	a, c := cl.start(t, "A", mutate), cl.start(t, "C", mutate)
 	p := cl.startProcess(t, "P", nil)
@@ -235,11 +235,14 @@ func stall(ctx context.Context, n *node, tally *chaosTally) {
 func burst(t *testing.T, n *node, channel string, tally *chaosTally) {
 	t.Helper()
 	const events, size = 200, 20 << 10
-	readers := harness.DialMany(t, n, 5)
-	harness.SubscribeAll(t, readers, channel)
+	readers := make([]*pusherclient.Client, 5)
+	for i := range readers {
+		readers[i] = harness.DialWith(t, n, pusherclient.Options{AnswerPings: true, Timeout: 30 * time.Second})
+		harness.Subscribe(t, readers[i], channel)
+	}
 	stalled := harness.DialWith(t, n, pusherclient.Options{Paused: true, ReceiveBuffer: 4096})
 	harness.Subscribe(t, stalled, channel)
-	sender := harness.DialWith(t, n, pusherclient.Options{Timeout: 30 * time.Second})
+	sender := harness.DialWith(t, n, pusherclient.Options{AnswerPings: true, Timeout: 30 * time.Second})
 	harness.Subscribe(t, sender, channel)
 	pad := strings.Repeat("x", size)
 	for i := range events {
