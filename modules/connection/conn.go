@@ -236,8 +236,12 @@ func (c *Conn) closeSlowConsumer(why string) {
 	c.Close(pusher.Fatalf(pusher.CodeOverCapacity, "Over capacity"))
 }
 
-// slowConsumer logs and counts a slow consumer.
+// slowConsumer logs and counts a slow consumer, once: the writer and a
+// sender may both find it behind at the same moment.
 func (c *Conn) slowConsumer(why string) {
+	if !c.out.judgeSlow() {
+		return
+	}
 	c.log.Warn("closing slow consumer", "socket_id", c.id, "reason", why)
 	if c.observer != nil {
 		c.observer.SlowConsumer(c.app.ID)

@@ -90,3 +90,13 @@ func TestConnWithoutObserver(t *testing.T) {
 	c.Send([]byte(`{"n":1}`))
 	assert.JSONEq(t, `{"n":1}`, string(p.next(t).payload))
 }
+
+func TestSlowConsumerCountedOnce(t *testing.T) {
+	obs := &countingObserver{}
+	c := New("1.1", testApp(), newFakeTransport(false), Options{Log: discard, Observer: obs})
+	defer c.Finish(true)
+	c.slowConsumer("a write made no progress for the grace period")
+	c.closeSlowConsumer("a write waited for the peer longer than the grace period")
+	_, _, _, slow := obs.snapshot()
+	assert.Equal(t, []string{"app-1"}, slow, "the writer and a sender judged it at once: one count")
+}

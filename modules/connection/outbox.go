@@ -38,6 +38,7 @@ type outbox struct {
 	stuck   int64 // unix nanoseconds since a write the peer has not taken yet; 0: none
 	writers sync.WaitGroup
 	watched bool          // throttle waits for the next take
+	slow    bool          // judged a slow consumer (logged and counted once)
 	taken   chan struct{} // signalled (cap 1) when the writer takes a batch that throttle waits for
 }
 
@@ -83,6 +84,16 @@ func (o *outbox) waiting(done bool) {
 		o.stuck = time.Now().UnixNano()
 	}
 	o.mu.Unlock()
+}
+
+// judgeSlow reports whether the socket is judged a slow consumer now for
+// the first time.
+func (o *outbox) judgeSlow() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	first := !o.slow
+	o.slow = true
+	return first
 }
 
 // queued returns the bytes waiting to be taken.
