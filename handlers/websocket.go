@@ -384,7 +384,7 @@ func (w *WebSocket) handleMessage(ctx context.Context, c *connection.Conn, m con
 		}
 		c.CloseFrame(code, "")
 		return true
-	case !c.AllowMessage(time.Now()):
+	case !c.AllowMessage():
 		// Reverb's rate_limiting: every data message counts.
 		w.stats.MessageReceived(len(m.Payload))
 		w.stats.MessageRateLimited(c.App().ID)

@@ -195,9 +195,9 @@ func (c *Conn) AllowClientEvent(now time.Time) bool { return c.events.take(now) 
 // AllowMessage counts a data message against the app's RateLimit and
 // reports whether it is within it (always, when the limit is off). Called
 // by the reader only.
-func (c *Conn) AllowMessage(now time.Time) bool {
+func (c *Conn) AllowMessage() bool {
 	l := c.app.RateLimit
-	return !l.Enabled || c.messages.hit(now, l.MaxAttempts, l.Decay)
+	return !l.Enabled || c.messages.hit(time.Now(), l.MaxAttempts, l.Decay) // the clock only when on
 }
 
 // Send queues a JSON payload as one text frame.
@@ -247,10 +247,6 @@ func (c *Conn) slowConsumer(why string) {
 		c.observer.SlowConsumer(c.app.ID)
 	}
 }
-
-// QueuedBytes returns the bytes queued for the socket and not yet taken
-// by its writer.
-func (c *Conn) QueuedBytes() int { return c.out.queued() }
 
 // Throttle is called by the reader between frames: while more than half
 // of the queue is taken, it waits for the writer (at most Limits.Grace).

@@ -96,13 +96,6 @@ func (o *outbox) judgeSlow() bool {
 	return first
 }
 
-// queued returns the bytes waiting to be taken.
-func (o *outbox) queued() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.bytes
-}
-
 // frames calls f with each frame waiting to be taken, under the lock (f
 // must be quick), and returns their bytes.
 func (o *outbox) frames(f func([]byte)) int {

@@ -156,7 +156,7 @@ func TestOutboxJudgesThePeerNotTheNode(t *testing.T) {
 	}
 	batch, _ := o.take()
 	o.recycle(batch, false)
-	assert.Zero(t, o.queued(), "take empties the queue")
+	assert.Zero(t, o.frames(func([]byte) {}), "take empties the queue")
 
 	o.waiting(false) // the peer took part of a write
 	time.Sleep(5 * time.Millisecond)

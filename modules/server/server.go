@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -73,8 +74,8 @@ func New(cfg Config, registry *connection.Registry, log *slog.Logger, obs Observ
 		return fasthttp.RequestConfig{}
 	}
 	s.app.Use(func(c *fiber.Ctx) error {
-		if p := string(c.Request().Header.Protocol()); p != "HTTP/1.1" && p != "HTTP/1.0" {
-			s.refuse("http_version", "unsupported HTTP version", p)
+		if p := c.Request().Header.Protocol(); !bytes.Equal(p, http11) && !bytes.Equal(p, http10) {
+			s.refuse("http_version", "unsupported HTTP version", string(p))
 			c.Set(fiber.HeaderConnection, "close")
 			return fiber.NewError(fiber.StatusHTTPVersionNotSupported, "only HTTP/1.1 and HTTP/1.0 are served")
 		}
@@ -82,6 +83,9 @@ func New(cfg Config, registry *connection.Registry, log *slog.Logger, obs Observ
 	})
 	return s
 }
+
+// The HTTP versions served.
+var http11, http10 = []byte("HTTP/1.1"), []byte("HTTP/1.0")
 
 // refuse counts a refusal and logs it at most once a minute per reason.
 func (s *Server) refuse(reason, msg string, value string) {
