@@ -203,6 +203,13 @@ func (o *outbox) fail() {
 	o.writers.Done()
 }
 
+// hasQueued reports whether frames wait to be taken.
+func (o *outbox) hasQueued() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queue) > 0 || o.final != nil
+}
+
 // isCut reports whether finish(true) forbade writes.
 func (o *outbox) isCut() bool {
 	o.mu.Lock()

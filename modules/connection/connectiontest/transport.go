@@ -111,10 +111,15 @@ func (r *Recorder) SetWriteDeadline(time.Time) error { return nil }
 type Counter struct {
 	net.Conn
 	written atomic.Int64
+	writes  atomic.Int64
 }
 
 // Write counts b.
-func (c *Counter) Write(b []byte) (int, error) { c.written.Add(int64(len(b))); return len(b), nil }
+func (c *Counter) Write(b []byte) (int, error) {
+	c.written.Add(int64(len(b)))
+	c.writes.Add(1)
+	return len(b), nil
+}
 
 // TryWrite is Write: Conns over a Counter write on the writer pool, as
 // TCP sockets do.
@@ -122,6 +127,9 @@ func (c *Counter) TryWrite(b []byte) (int, error) { return c.Write(b) }
 
 // Written returns the bytes written so far.
 func (c *Counter) Written() int64 { return c.written.Load() }
+
+// Writes returns how many writes there were.
+func (c *Counter) Writes() int64 { return c.writes.Load() }
 
 // Close, SetWriteDeadline and SetReadDeadline do nothing.
 func (c *Counter) Close() error                     { return nil }
