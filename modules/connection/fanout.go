@@ -69,7 +69,7 @@ func (j *fanoutJob) run() {
 		if i > 0 {
 			runtime.Gosched()
 		}
-		c.writePooled()
+		c.writePooled(i < len(j.conns)-1)
 	}
 }
 

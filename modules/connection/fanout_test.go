@@ -3,6 +3,7 @@ package connection
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,12 +57,25 @@ func TestFanoutDeliversInOrder(t *testing.T) {
 					want = append(want, direct)
 				}
 			}
-			for i, tr := range trs {
-				n := events
-				if i == 0 {
-					n = len(want)
+			size := func(payloads []string) (n int) {
+				for _, p := range payloads {
+					n += len(TextFrame([]byte(p)))
 				}
-				require.Eventually(t, func() bool { return len(tr.frames(t)) == n }, waitFor, time.Millisecond, "socket %d", i)
+				return n
+			}
+			var broadcast []string
+			for _, p := range want {
+				if strings.Contains(p, "broadcast") {
+					broadcast = append(broadcast, p)
+				}
+			}
+			for i, tr := range trs {
+				n := size(broadcast)
+				if i == 0 {
+					n = size(want)
+				}
+				// Parse only once every byte is out: a partial write cuts frames.
+				require.Eventually(t, func() bool { return len(bytes.Join(tr.Writes(), nil)) == n }, waitFor, time.Millisecond, "socket %d", i)
 				for j, f := range tr.frames(t) {
 					if i == 0 {
 						assert.Equal(t, want[j], string(f.payload), "socket 0, frame %d", j)
@@ -183,4 +197,59 @@ func TestFanoutStopRunsWaitingChunks(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("Stop did not return after the write finished")
 	}
+}
+
+// refillTransport is a tryTransport whose every non-blocking write first
+// calls refill, as a broadcaster that keeps a socket busy would.
+type refillTransport struct {
+	*tryTransport
+	refill func()
+}
+
+func (t *refillTransport) TryWrite(b []byte) (int, error) {
+	t.refill()
+	return t.tryTransport.TryWrite(b)
+}
+
+// TestFanoutBusySocketDoesNotHoldUpItsChunk: a socket that has more to
+// write after each write lets the sockets after it in its chunk go first.
+func TestFanoutBusySocketDoesNotHoldUpItsChunk(t *testing.T) {
+	w := NewWriters()
+	w.max = 1
+	w.Start()
+	defer w.Stop()
+	var busy *Conn
+	refills := 0
+	busyTr := &refillTransport{tryTransport: &tryTransport{fakeTransport: newFakeTransport(false), room: -1}}
+	busyTr.refill = func() {
+		if refills < 1000 { // bounded: the writer would otherwise never run out
+			refills++
+			busy.Send([]byte(`{"event":"more"}`))
+		}
+	}
+	busy = New("1.1", testApp(), busyTr, Options{Log: discard, Writers: w})
+	t.Cleanup(func() { busy.Finish(true) })
+	busyWrites := make(chan int, 1) // how many writes the busy socket had made when the quiet one's came
+	quietTr := &refillTransport{tryTransport: &tryTransport{fakeTransport: newFakeTransport(false), room: -1}}
+	quietTr.refill = func() {
+		select {
+		case busyWrites <- len(busyTr.Writes()):
+		default:
+		}
+	}
+	quiet := New("1.2", testApp(), quietTr, Options{Log: discard, Writers: w})
+	t.Cleanup(func() { quiet.Finish(true) })
+
+	var out Fanout
+	frame := TextFrame([]byte(`{"event":"broadcast"}`))
+	out.Send(busy, frame)
+	out.Send(quiet, frame)
+	out.Flush()
+	select {
+	case n := <-busyWrites:
+		assert.Less(t, n, 10, "the quiet socket waited for the busy one to run dry")
+	case <-time.After(waitFor):
+		t.Fatal("the quiet socket was never written to")
+	}
+	require.Eventually(t, func() bool { return len(busyTr.frames(t)) == 1001 }, waitFor, time.Millisecond)
 }

@@ -41,15 +41,22 @@ type leftover struct {
 // pooledWriter is a Conn's writer as a job of the Writers pool.
 type pooledWriter Conn
 
-func (w *pooledWriter) run()    { (*Conn)(w).writePooled() }
+func (w *pooledWriter) run()    { (*Conn)(w).writePooled(false) }
 func (w *pooledWriter) detach() { (*Conn)(w).spawn(nil) }
 
 // writePooled writes batches without waiting for the peer. It hands the
 // socket to a goroutine of its own when the peer cannot take a whole
 // batch, and goes to the back of the pool's line when it has more to
-// write and other sockets wait.
-func (c *Conn) writePooled() {
+// write and other sockets wait: in the pool's line, or, with others, in
+// the same job (a broadcast's chunk).
+func (c *Conn) writePooled(others bool) {
 	for first := true; ; first = false {
+		if !first && others {
+			if c.out.endTurn() {
+				c.startWriter() // the writer goes on, as a job of its own
+			}
+			return
+		}
 		if !first && c.out.hasQueued() && c.pool.yield((*pooledWriter)(c)) {
 			return // back of the line: the sockets waiting go first
 		}
