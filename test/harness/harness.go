@@ -33,6 +33,7 @@ import (
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/server"
 	"github.com/fizz-server/fizz/modules/stats"
+	"github.com/fizz-server/fizz/scaling"
 )
 
 // Test credentials of the node's first app.
@@ -56,6 +57,8 @@ type Node struct {
 	// MetricsURL is "http://" and the metrics listener's bound address
 	// ("" when its port is 0): /metrics and the console are under it.
 	MetricsURL string
+	// NodeID is the node's id in the cluster (scaling.PubSubProvider.Node).
+	NodeID string
 	// Stats is the node's metrics registry.
 	Stats *stats.Stats
 	// Pusher is a pusher-http-go client for App. It has no encryption
@@ -99,7 +102,8 @@ func Start(t testing.TB, mutate func(*app.Config)) *Node {
 	n.HTTP = &http.Client{Timeout: 10 * time.Second}
 	var srv *server.Server
 	var metrics *stats.Server
-	n.fx = fxtest.New(t, app.Options(cfg, LoggerAt(t, logLevel(cfg.Log.Level))), fx.Populate(&srv, &n.Stats, &metrics))
+	var pubsub scaling.PubSubProvider
+	n.fx = fxtest.New(t, app.Options(cfg, LoggerAt(t, logLevel(cfg.Log.Level))), fx.Populate(&srv, &n.Stats, &metrics, &pubsub))
 	n.fx.RequireStart()
 	t.Cleanup(n.Stop)
 	t.Cleanup(n.HTTP.CloseIdleConnections)
@@ -108,6 +112,7 @@ func Start(t testing.TB, mutate func(*app.Config)) *Node {
 	n.Addr = srv.Addr()
 	require.NotEmpty(t, n.Addr, "server address after start")
 	n.HTTPURL = "http://" + n.Addr
+	n.NodeID = pubsub.Node()
 	if cfg.Metrics.Port != 0 {
 		n.MetricsURL = "http://" + metrics.Addr()
 	}
