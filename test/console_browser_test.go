@@ -27,26 +27,12 @@ const browserLifetime = 90 * time.Second
 // CI=true) when node, playwright-core or chromium is missing.
 func requireBrowser(t *testing.T) (node, chromium string) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	missing := ""
-	switch {
-	case err != nil:
-		missing = "node is not on PATH"
-	default:
-		if _, err := os.Stat(filepath.Join(jsclient.Dir(), "node_modules", "playwright-core", "package.json")); err != nil {
-			missing = "playwright-core is not installed in test/jsclient/node_modules (npm install --prefix test/jsclient)"
-		} else if chromium, err = exec.LookPath("chromium"); err != nil {
-			missing = "chromium is not on PATH (apt-get install chromium)"
-		}
+	node = jsclient.RequireModules(t, "playwright-core")
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		jsclient.Unavailable(t, "chromium is not on PATH")
 	}
-	if missing == "" {
-		return node, chromium
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(missing + " (CI=true: the console's browser test must run)")
-	}
-	t.Skip(missing)
-	return "", ""
+	return node, chromium
 }
 
 // lockedBuffer is a bytes.Buffer written by one goroutine and read by
