@@ -10,6 +10,7 @@
 //   {"id":2,"op":"fill","selector":"#ev-channel","value":"x"}
 //   {"id":3,"op":"click","selector":"button[type=submit]"}
 //   {"id":4,"op":"text","selector":"#connections"}   answers text
+//   {"id":6,"op":"select","selector":"#window","value":"300"}
 //   {"id":5,"op":"screenshot","path":"/tmp/x.png"}
 //
 // It writes {"id":0,"ready":true} once the page shows its feed as live, and
@@ -50,10 +51,13 @@ async function run(cmd) {
     case 'click':
       await page.click(cmd.selector);
       return {};
+    case 'select':
+      await page.selectOption(cmd.selector, cmd.value);
+      return {};
     case 'text':
       return { text: await page.textContent(cmd.selector) };
     case 'screenshot':
-      await page.screenshot({ path: cmd.path });
+      await page.screenshot({ path: cmd.path, fullPage: true });
       return {};
     default:
       throw new Error(`unknown op ${cmd.op}`);
