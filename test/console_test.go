@@ -15,6 +15,7 @@ import (
 	"github.com/fizz-server/fizz/app"
 	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/test/harness"
+	"github.com/fizz-server/fizz/test/hookrecv"
 )
 
 // consoleNode starts a node whose metrics listener, and so its console, is
@@ -202,4 +203,20 @@ func TestConsoleStats(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &got))
 	require.Len(t, got.Channels, 1, body)
 	assert.Equal(t, "presence-lobby", got.Channels[0].Name)
+}
+
+// TestConsoleWebhooks: the console shows each webhook POSTed with its
+// answer.
+func TestConsoleWebhooks(t *testing.T) {
+	t.Parallel()
+	r := hookrecv.New(t)
+	port := harness.FreePort(t)
+	n := hooked(t, r, func(c *app.Config) { c.Metrics.Host, c.Metrics.Port = "127.0.0.1", port })
+	feed := harness.Watch(t, n.MetricsURL, harness.AppID, nil)
+	c := harness.Dial(t, n)
+	harness.Subscribe(t, c, "hooked")
+	hook := feed.WaitFor(t, "the channel_occupied webhook", func(e console.Event) bool {
+		return e.Type == console.TypeWebhook && e.Event == "channel_occupied" && e.Channel == "hooked"
+	})
+	assert.Equal(t, "200", hook.Detail, "the receiver's answer")
 }
