@@ -14,9 +14,10 @@
 // Emitted events wait in a bounded queue (QueueSize; past it they are
 // counted as dropped) for the feed's publisher, which sends them in batches,
 // one envelope (KindEvents) per batch, at most every BatchWait. Every node
-// delivers the batches it receives to its own viewers, each through a
-// bounded channel: a viewer that does not keep up loses events, and is told
-// how many. So a hook never waits, on one node or many, and the envelopes
+// hands the batches it receives to its feed's goroutine (a bounded inbox:
+// the delivery loop never decodes one), which gives them to its own
+// viewers, each through a bounded channel: a viewer that does not keep up
+// loses events, and is told how many. So a hook never waits, on one node or many, and the envelopes
 // travel the same path as every other cluster message (Local loops them
 // back on one node).
 //

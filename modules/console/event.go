@@ -18,6 +18,10 @@ const (
 	TypeDropped      = "dropped" // Count events were lost on Node (its queue) or for this viewer
 )
 
+// DetailBatches marks a dropped marker whose Count is of whole batches
+// (of up to BatchMax events) that this node had no room to decode.
+const DetailBatches = "batches"
+
 // MaxData bounds the event data an Event carries; longer data is cut.
 const MaxData = 1024
 

@@ -36,6 +36,9 @@ const (
 	ViewerBuffer = 4096
 	// MaxViewers bounds the viewers of one node.
 	MaxViewers = 16
+	// InboxSize bounds the received batches waiting to be decoded and
+	// handed to this node's viewers.
+	InboxSize = 256
 	// publishTimeout bounds one publish of the feed.
 	publishTimeout = time.Second
 )
@@ -61,6 +64,10 @@ type Feed struct {
 	queue    chan Event
 	dropped  atomic.Int64 // events this node could not queue, not yet reported
 	nviewers atomic.Int32
+	// inbox holds received batches for Run, so that the delivery loop
+	// never decodes one; lost counts those it had no room for.
+	inbox chan inbound
+	lost  atomic.Int64
 
 	mu      sync.Mutex
 	viewers map[*Viewer]struct{}
@@ -75,6 +82,7 @@ func NewFeed(pubsub scaling.PubSubProvider, log *slog.Logger) *Feed {
 		log:     log,
 		now:     time.Now,
 		queue:   make(chan Event, QueueSize),
+		inbox:   make(chan inbound, InboxSize),
 		viewers: make(map[*Viewer]struct{}),
 		wake:    make(chan struct{}, 1),
 	}
@@ -153,8 +161,26 @@ func (f *Feed) Run(ctx context.Context) {
 		case e := <-f.queue:
 			batch = f.gather(ctx, append(batch[:0], e))
 			f.publish(ctx, batch)
+		case in := <-f.inbox:
+			f.receive(in)
 		}
 	}
+}
+
+// inbound is a received KindEvents payload and the node that sent it.
+type inbound struct {
+	origin  string
+	payload []byte
+}
+
+// receive decodes a received batch and hands it to the viewers.
+func (f *Feed) receive(in inbound) {
+	var b batch
+	if err := json.Unmarshal(in.payload, &b); err != nil {
+		f.log.Warn("dropped malformed console events", "origin", in.origin, "err", err)
+		return
+	}
+	f.deliver(in.origin, b, f.lost.Swap(0))
 }
 
 // gather adds to batch the events that arrive within BatchWait, at most
@@ -227,11 +253,15 @@ func (f *Feed) expire() {
 	}
 }
 
-// deliver hands a batch from node origin to this node's viewers.
-func (f *Feed) deliver(origin string, b batch) {
+// deliver hands a batch from node origin to this node's viewers, after a
+// marker for the batches this node lost before it (lost).
+func (f *Feed) deliver(origin string, b batch, lost int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for v := range f.viewers {
+		if lost > 0 {
+			v.send(Event{T: f.now().UnixMilli(), Type: TypeDropped, Count: lost, Detail: DetailBatches})
+		}
 		if b.Dropped > 0 {
 			v.send(Event{T: f.now().UnixMilli(), Node: origin, Type: TypeDropped, Count: b.Dropped})
 		}
@@ -272,17 +302,17 @@ type eventsHandler struct{ f *Feed }
 
 func (eventsHandler) Kind() string { return KindEvents }
 
-// Handle decodes a batch only when this node has a viewer.
+// Handle passes a batch to Run, only when this node has a viewer: the
+// delivery loop that calls it never waits or decodes for the console.
 func (h eventsHandler) Handle(_ context.Context, e scaling.Envelope) {
 	if h.f.Viewers() == 0 {
 		return
 	}
-	var b batch
-	if err := json.Unmarshal(e.Payload, &b); err != nil {
-		h.f.log.Warn("dropped malformed console events", "origin", e.Origin, "err", err)
-		return
+	select {
+	case h.f.inbox <- inbound{origin: e.Origin, payload: e.Payload}:
+	default:
+		h.f.lost.Add(1)
 	}
-	h.f.deliver(e.Origin, b)
 }
 
 // Viewer is one console reading the feed.

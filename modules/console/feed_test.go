@@ -131,7 +131,7 @@ func TestFeedDropsForSlowViewer(t *testing.T) {
 	for i := range events {
 		events[i] = Event{App: "app", Type: TypeAPIEvent}
 	}
-	f.deliver("n", batch{Events: events, Dropped: 5})
+	f.deliver("n", batch{Events: events, Dropped: 5}, 0)
 	assert.Equal(t, int64(11), v.Dropped(), "10 events and the origin's marker past the buffer")
 	first := <-v.Events()
 	assert.Equal(t, Event{T: first.T, Node: "n", Type: TypeDropped, Count: 5}, first, "the origin's own drops come first")
@@ -168,4 +168,25 @@ func TestFeedViewerBounds(t *testing.T) {
 	_, err = f.Watch(Filter{App: "app"})
 	assert.ErrorIs(t, err, ErrStopped)
 	assert.False(t, f.Watching())
+}
+
+// TestFeedInboxOverflow: the delivery loop never waits for the console:
+// past InboxSize received batches, the next ones are counted, and the
+// viewers are told how many batches were lost.
+func TestFeedInboxOverflow(t *testing.T) {
+	f := NewFeed(scalingtest.NewBus().Node(), discard())
+	v, err := f.Watch(Filter{App: "app"})
+	require.NoError(t, err)
+	defer v.Close()
+	h := f.EventsHandler()
+	payload := []byte(`{"events":[{"node":"n","app":"app","type":"connect"}]}`)
+	for range InboxSize + 2 {
+		h.Handle(context.Background(), scaling.Envelope{Kind: KindEvents, Origin: "n", Payload: payload})
+	}
+	f.receive(<-f.inbox)
+	marker, first := <-v.Events(), <-v.Events()
+	assert.Equal(t, TypeDropped, marker.Type)
+	assert.Equal(t, int64(2), marker.Count)
+	assert.Equal(t, DetailBatches, marker.Detail)
+	assert.Equal(t, Event{Node: "n", App: "app", Type: TypeConnect}, first)
 }
