@@ -14,6 +14,7 @@ import (
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/metrics"
@@ -59,7 +60,7 @@ func Options(cfg Config, log *slog.Logger) fx.Option {
 			return l
 		}),
 		fx.StopTimeout(StopTimeout+cfg.Server.ShutdownGrace),
-		scaling.Module, apps.Module, connection.Module, channels.Module, membership.Module, dispatcher.Module,
+		scaling.Module, apps.Module, connection.Module, channels.Module, console.Module, membership.Module, dispatcher.Module,
 		webhooks.Module, metrics.Module, stats.Module, handlers.Module, server.Module,
 	)
 }

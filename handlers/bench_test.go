@@ -39,7 +39,7 @@ func BenchmarkClientEvent(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = local.Close() })
 	state := scaling.NewLocalState(local, scaling.Config{})
-	m := membership.New(manager, registry, state, nil, log)
+	m := membership.New(manager, registry, state, nil, nil, log)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/modules/metrics"
 	"github.com/fizz-server/fizz/modules/pusher"
@@ -31,18 +34,27 @@ type EventsController struct {
 	dispatcher *dispatcher.Dispatcher
 	metrics    *metrics.Handler
 	state      scaling.State
+	feed       *console.Feed // nil: no console
+}
+
+// EventsParams lists what NewEventsController takes.
+type EventsParams struct {
+	fx.In
+	Dispatcher *dispatcher.Dispatcher
+	Metrics    *metrics.Handler
+	State      scaling.State
+	Console    *console.Feed `optional:"true"`
 }
 
 // NewEventsController returns the controller.
-func NewEventsController(d *dispatcher.Dispatcher, m *metrics.Handler, state scaling.State) *EventsController {
-	return &EventsController{dispatcher: d, metrics: m, state: state}
+func NewEventsController(p EventsParams) *EventsController {
+	return &EventsController{dispatcher: p.Dispatcher, metrics: p.Metrics, state: p.State, feed: p.Console}
 }
 
 // publish remembers ev as the last event of its cache channels, then
 // dispatches it to the cluster. A cache that cannot be written does not
 // stop the delivery, but the answer says so.
-func (e *EventsController) publish(c *fiber.Ctx, appID string, ev dispatcher.Event, except string) error {
-	ctx := c.UserContext()
+func (e *EventsController) publish(ctx context.Context, appID string, ev dispatcher.Event, except string) error {
 	var cacheErr error
 	for _, channel := range ev.Channels {
 		if !pusher.KindOf(channel).Cache {
@@ -55,6 +67,12 @@ func (e *EventsController) publish(c *fiber.Ctx, appID string, ev dispatcher.Eve
 	}
 	if err := e.dispatcher.Dispatch(ctx, appID, ev, except); err != nil {
 		return publishError(err)
+	}
+	if e.feed.Watching() {
+		data := console.Clip(string(ev.Data))
+		for _, channel := range ev.Channels {
+			e.feed.Emit(console.Event{App: appID, Type: console.TypeAPIEvent, Channel: channel, Event: ev.Name, Socket: except, Data: data})
+		}
 	}
 	if cacheErr != nil {
 		return apiError(fiber.StatusServiceUnavailable, "the event was delivered but not kept as the cache channel's last event: %v", cacheErr)
@@ -165,7 +183,7 @@ func (e *EventsController) Trigger(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := e.publish(c, app.ID, ev, except); err != nil {
+	if err := e.publish(c.UserContext(), app.ID, ev, except); err != nil {
 		return err
 	}
 	info := parseInfo(req.infoString())
@@ -217,7 +235,7 @@ func (e *EventsController) Batch(c *fiber.Ctx) error {
 		wantInfo = wantInfo || infos[i].any()
 	}
 	for i, ev := range events {
-		if err := e.publish(c, app.ID, ev, excepts[i]); err != nil {
+		if err := e.publish(c.UserContext(), app.ID, ev, excepts[i]); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
@@ -36,6 +37,7 @@ type MessageHandler struct {
 	dispatcher *dispatcher.Dispatcher
 	webhooks   *webhooks.Sender
 	stats      *stats.Stats
+	feed       *console.Feed // nil: no console
 	log        *slog.Logger
 	now        func() time.Time
 }
@@ -49,13 +51,14 @@ type MessageHandlerParams struct {
 	Dispatcher *dispatcher.Dispatcher
 	Webhooks   *webhooks.Sender
 	Stats      *stats.Stats
+	Console    *console.Feed `optional:"true"`
 	Log        *slog.Logger
 }
 
 // NewMessageHandler returns a MessageHandler.
 func NewMessageHandler(p MessageHandlerParams) *MessageHandler {
 	return &MessageHandler{channels: p.Channels, membership: p.Membership, state: p.State, dispatcher: p.Dispatcher,
-		webhooks: p.Webhooks, stats: p.Stats, log: p.Log, now: time.Now}
+		webhooks: p.Webhooks, stats: p.Stats, feed: p.Console, log: p.Log, now: time.Now}
 }
 
 var pongFrame = pusher.EncodeEvent(pusher.EventPong, "", json.RawMessage("{}"), "")
@@ -178,6 +181,9 @@ func (h *MessageHandler) subscribe(ctx context.Context, c *connection.Conn, f pu
 	case err != nil:
 		return err
 	}
+	if h.feed.Watching() {
+		h.feed.Emit(console.Event{App: app.ID, Type: console.TypeSubscribe, Socket: c.ID(), Channel: s.Channel, User: c.UserID()})
+	}
 	if kind.Cache && !again {
 		h.replayCache(ctx, c, s.Channel)
 	}
@@ -214,6 +220,9 @@ func (h *MessageHandler) unsubscribe(ctx context.Context, c *connection.Conn, f 
 		return err
 	}
 	h.membership.Leave(ctx, c, s.Channel)
+	if h.feed.Watching() {
+		h.feed.Emit(console.Event{App: c.App().ID, Type: console.TypeUnsubscribe, Socket: c.ID(), Channel: s.Channel, User: c.UserID()})
+	}
 	return nil
 }
 
@@ -301,6 +310,10 @@ func (h *MessageHandler) clientEvent(ctx context.Context, c *connection.Conn, f 
 	defer cancel()
 	if err := h.dispatcher.Dispatch(ctx, app.ID, ev, c.ID()); err != nil {
 		return err
+	}
+	if h.feed.Watching() {
+		h.feed.Emit(console.Event{App: app.ID, Type: console.TypeClientEvent, Socket: c.ID(), Channel: f.Channel, Event: f.Event,
+			User: ev.UserID, Data: console.Clip(string(ev.Data))})
 	}
 	h.webhooks.ClientEvent(ctx, app, f.Channel, f.Event, ev.Data, c.ID(), ev.UserID)
 	return nil

@@ -20,7 +20,8 @@ type Config struct {
 	Debug bool
 }
 
-// Module provides the controllers and mounts every route on the *fiber.App.
+// Module provides the controllers, mounts every route on the *fiber.App,
+// and the debug console on the metrics listener.
 var Module = fx.Module("handlers",
 	fx.Provide(
 		NewMessageHandler,
@@ -30,8 +31,9 @@ var Module = fx.Module("handlers",
 		NewChannelsController,
 		NewUsersTerminateController,
 		newHealthController,
+		NewConsole,
 	),
-	fx.Invoke(Register),
+	fx.Invoke(Register, mountConsole),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "handlers") }),
 )
 
@@ -40,6 +42,14 @@ func newSignature(p *apps.Provider, cfg Config) *Signature { return NewSignature
 // newHealthController reads the link state the scaling module provides.
 func newHealthController(link scaling.Link, s *server.Server) *HealthController {
 	return NewHealthController(link, s)
+}
+
+// mountConsole serves the debug console on the metrics listener, when it
+// is on.
+func mountConsole(cfg stats.Config, srv *stats.Server, c *Console) {
+	if cfg.Port != 0 {
+		c.Mount(srv)
+	}
 }
 
 // Routes is everything Register mounts.

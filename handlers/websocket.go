@@ -22,6 +22,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/membership"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/stats"
@@ -49,6 +50,7 @@ type WebSocket struct {
 	membership *membership.Membership
 	messages   *MessageHandler
 	stats      *stats.Stats
+	feed       *console.Feed // nil: no console
 	log        *slog.Logger
 	debug      bool
 	limits     connection.Limits
@@ -68,6 +70,7 @@ type WebSocketParams struct {
 	Membership *membership.Membership
 	Messages   *MessageHandler
 	Stats      *stats.Stats
+	Console    *console.Feed `optional:"true"`
 	Log        *slog.Logger
 	Config     Config
 	Sockets    connection.Config `optional:"true"` // zero: no cap, default limits
@@ -83,6 +86,7 @@ func NewWebSocket(p WebSocketParams) *WebSocket {
 		membership: p.Membership,
 		messages:   p.Messages,
 		stats:      p.Stats,
+		feed:       p.Console,
 		log:        p.Log,
 		debug:      p.Config.Debug,
 		limits:     p.Sockets.Limits,
@@ -286,6 +290,9 @@ func (w *WebSocket) open(ctx context.Context, c *connection.Conn) (admitted bool
 		return false
 	}
 	w.stats.Connected(c.App().ID)
+	if w.feed.Watching() {
+		w.feed.Emit(console.Event{App: c.App().ID, Type: console.TypeConnect, Socket: c.ID()})
+	}
 	c.Send(Established(c))
 	return true
 }
@@ -296,6 +303,13 @@ func (w *WebSocket) end(ctx context.Context, c *connection.Conn, admitted bool) 
 	if admitted {
 		w.membership.Release(ctx, c)
 		w.stats.Disconnected(c.App().ID, c.CloseCode())
+		if w.feed.Watching() {
+			code := c.CloseCode()
+			if code == 0 {
+				code = 1006 // none exchanged: the peer vanished, as stats counts it
+			}
+			w.feed.Emit(console.Event{App: c.App().ID, Type: console.TypeDisconnect, Socket: c.ID(), User: c.UserID(), Code: code})
+		}
 	}
 }
 

@@ -30,5 +30,5 @@
 // touched channels. Lock order: Membership.mu, then the channels
 // package's locks, then connection.Conn's.
 //
-// The package imports channels, connection, pusher, apps, stats and scaling.
+// The package imports channels, connection, console, pusher, apps, stats and scaling.
 package membership

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
@@ -40,7 +41,8 @@ type Membership struct {
 	channels *channels.Manager
 	registry *connection.Registry
 	state    scaling.State
-	stats    *stats.Stats // nil counts nothing
+	stats    *stats.Stats  // nil counts nothing
+	feed     *console.Feed // nil reports nothing
 	log      *slog.Logger
 	counter  *counter
 	counts   *counts
@@ -64,9 +66,10 @@ var _ scaling.ShareSource = (*Membership)(nil)
 
 // New returns a Membership. It starts nothing: Run keeps the shared state
 // and the counter going.
-func New(manager *channels.Manager, registry *connection.Registry, state scaling.State, st *stats.Stats, log *slog.Logger) *Membership {
+// Its transitions are reported to feed (nil: none) while a console watches.
+func New(manager *channels.Manager, registry *connection.Registry, state scaling.State, st *stats.Stats, feed *console.Feed, log *slog.Logger) *Membership {
 	m := &Membership{
-		channels: manager, registry: registry, state: state, stats: st, log: log,
+		channels: manager, registry: registry, state: state, stats: st, feed: feed, log: log,
 		sessions:  make(map[*connection.Conn]*session),
 		signedIn:  make(map[appUser]int),
 		watchers:  make(map[appUser]map[*connection.Conn]*watch),
@@ -366,6 +369,9 @@ func (m *Membership) decided(ctx context.Context, ts []scaling.Transition) {
 			continue
 		}
 		m.stats.Transition(t.AppID, string(t.Kind))
+		if m.feed.Watching() {
+			m.feed.Emit(console.Event{App: t.AppID, Type: string(t.Kind), Channel: t.Channel, User: t.UserID, Count: int64(t.Count)})
+		}
 		switch t.Kind {
 		case scaling.MemberAdded:
 			m.stats.EventTriggered(t.AppID, pusher.EventMemberAdded, false)

@@ -81,7 +81,7 @@ func transitions(t *testing.T, st *stats.Stats, kind scaling.TransitionKind) int
 // running returns a Membership whose Run goes on until the test ends.
 func running(t *testing.T, manager *channels.Manager, registry *connection.Registry, state scaling.State) *membership.Membership {
 	t.Helper()
-	m := membership.New(manager, registry, state, nil, discard)
+	m := membership.New(manager, registry, state, nil, nil, discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/lifecycle"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
@@ -24,18 +25,20 @@ var Module = fx.Module("membership",
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "membership") }),
 )
 
-// params lists what newMembership takes; Stats is absent in module tests.
+// params lists what newMembership takes; Stats and Console are absent in
+// module tests.
 type params struct {
 	fx.In
 	Channels *channels.Manager
 	Registry *connection.Registry
 	State    scaling.State
 	Log      *slog.Logger
-	Stats    *stats.Stats `optional:"true"`
+	Stats    *stats.Stats  `optional:"true"`
+	Console  *console.Feed `optional:"true"`
 }
 
 func newMembership(p params) *Membership {
-	return New(p.Channels, p.Registry, p.State, p.Stats, p.Log)
+	return New(p.Channels, p.Registry, p.State, p.Stats, p.Console, p.Log)
 }
 
 // run runs Membership.Run for the life of the app.

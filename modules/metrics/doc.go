@@ -7,5 +7,6 @@
 //
 // Concurrency: Handler.mu guards the map of pending queries; each pending
 // query has its own lock. Handler is safe for concurrent use. It imports
-// scaling, channels, connection and stats.
+// scaling, channels, connection, console (whose per-second samples a query
+// may ask for) and stats.
 package metrics

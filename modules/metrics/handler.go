@@ -13,6 +13,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
@@ -26,7 +27,8 @@ type Handler struct {
 	channels *channels.Manager
 	registry *connection.Registry
 	timeout  time.Duration
-	stats    *stats.Stats // nil counts nothing
+	stats    *stats.Stats     // nil counts nothing
+	samples  *console.Samples // nil answers no samples
 	log      *slog.Logger
 
 	mu      sync.Mutex
@@ -114,9 +116,16 @@ wait:
 	return res, nil
 }
 
+// AnswerSamples makes h answer queries for samples from s. Call it before
+// the handler answers any query.
+func (h *Handler) AnswerSamples(s *console.Samples) { h.samples = s }
+
 // Answer computes this node's answer to q for appID.
 func (h *Handler) Answer(appID string, q Query) Answer {
 	a := Answer{ID: q.ID, Connections: h.registry.Count(appID), Channels: make(map[string]ChannelAnswer)}
+	if q.Samples {
+		a.Samples = h.samples.Since(appID, q.Since)
+	}
 	if q.ConnectionsOnly {
 		return a
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/channels"
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
 )
@@ -28,10 +29,14 @@ type handlerParams struct {
 	Registry *connection.Registry
 	Config   scaling.Config
 	Log      *slog.Logger
-	Stats    *stats.Stats `optional:"true"`
+	Stats    *stats.Stats     `optional:"true"`
+	Samples  *console.Samples `optional:"true"`
 }
 
-// newHandler is New, counting partial answers in Stats.
+// newHandler is New, counting partial answers in Stats and answering
+// the console's Samples.
 func newHandler(p handlerParams) *Handler {
-	return New(p.PubSub, p.Channels, p.Registry, p.Config.Timeout, p.Stats, p.Log)
+	h := New(p.PubSub, p.Channels, p.Registry, p.Config.Timeout, p.Stats, p.Log)
+	h.AnswerSamples(p.Samples)
+	return h
 }

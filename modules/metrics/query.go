@@ -1,5 +1,7 @@
 package metrics
 
+import "github.com/fizz-server/fizz/modules/console"
+
 // Envelope kinds this package handles.
 const (
 	KindQuery = "metrics.query"
@@ -18,6 +20,10 @@ type Query struct {
 	Users bool `json:"users,omitempty"`
 	// ConnectionsOnly asks for the connection count alone.
 	ConnectionsOnly bool `json:"connections_only,omitempty"`
+	// Samples asks for the console's per-second samples after second
+	// Since (see console.Samples).
+	Samples bool  `json:"samples,omitempty"`
+	Since   int64 `json:"since,omitempty"`
 }
 
 // Answer is one node's answer to a Query.
@@ -25,6 +31,7 @@ type Answer struct {
 	ID          string                   `json:"id"`
 	Connections int                      `json:"connections"`
 	Channels    map[string]ChannelAnswer `json:"channels,omitempty"`
+	Samples     []console.Sample         `json:"samples,omitempty"`
 }
 
 // ChannelAnswer is one node's view of one channel.
@@ -43,6 +50,9 @@ type Result struct {
 	// answered than received the query.
 	Nodes   int
 	Partial bool
+	// Samples are the console's samples of every node, summed by second
+	// (when the query asked for them).
+	Samples []console.Sample
 }
 
 // Channel is the cluster's view of one channel.
@@ -56,6 +66,9 @@ type Channel struct {
 func (r *Result) merge(a Answer) {
 	r.Nodes++
 	r.Connections += a.Connections
+	if len(a.Samples) > 0 {
+		r.Samples = console.Sum(r.Samples, a.Samples)
+	}
 	for name, ca := range a.Channels {
 		ch := r.Channels[name]
 		if ch == nil {

@@ -18,6 +18,10 @@
 // and labelled counts (per app, close code, route) are taken once per
 // socket, event, HTTP request or rare failure.
 //
+// The Server also serves what is mounted on it with Handle before Start
+// (the debug console); OnShutdown lets such routes end their streams when
+// it stops.
+//
 // Concurrency: Stats, Gauges and Server are safe for concurrent use. Server
 // runs one serving goroutine between Start and Stop. No lock of this
 // package is held while calling out, except that Gauges.Collect takes the
@@ -25,5 +29,7 @@
 // methods.
 //
 // The package imports prometheus/client_golang, apps, channels, connection,
-// server (for its ListenError) and scaling; it is imported by handlers, dispatcher, metrics and app.
+// server (for its ListenError), scaling and prometheus/client_model; it is
+// imported by handlers, dispatcher, metrics, membership, webhooks, console
+// and app.
 package stats

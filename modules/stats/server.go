@@ -18,11 +18,13 @@ import (
 const readHeaderTimeout = 5 * time.Second
 
 // Server serves /metrics on the metrics listener, apart from the
-// WebSocket and HTTP API listener so that it can stay on a private address.
+// WebSocket and HTTP API listener so that it can stay on a private address,
+// and whatever else is mounted with Handle (the debug console).
 type Server struct {
-	cfg     Config
-	handler http.Handler
-	log     *slog.Logger
+	cfg        Config
+	mux        *http.ServeMux
+	onShutdown []func()
+	log        *slog.Logger
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -34,8 +36,16 @@ type Server struct {
 func NewServer(cfg Config, s *Stats, log *slog.Logger) *Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.Handler())
-	return &Server{cfg: cfg, handler: mux, log: log}
+	return &Server{cfg: cfg, mux: mux, log: log}
 }
+
+// Handle serves pattern (an http.ServeMux pattern) with h on the metrics
+// listener, beside /metrics. Call it before Start.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// OnShutdown has Stop call f as it begins, so that requests that do not
+// end by themselves (a stream) can be told to end. Call it before Start.
+func (s *Server) OnShutdown(f func()) { s.onShutdown = append(s.onShutdown, f) }
 
 // Start binds the listener, so a busy port fails start, and serves on a
 // goroutine that Stop waits for.
@@ -59,9 +69,12 @@ func (s *Server) Start(context.Context) error {
 		return &server.ListenError{Setting: setting, Addr: addr, Err: err}
 	}
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           s.mux,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	for _, f := range s.onShutdown {
+		srv.RegisterOnShutdown(f)
 	}
 	done := make(chan struct{})
 	s.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fizz-server/fizz/modules/connection"
 	"github.com/fizz-server/fizz/scaling"
@@ -352,4 +353,31 @@ func codeLabel(code int) string {
 		return l
 	}
 	return "other"
+}
+
+// EventsByApp returns the events handed to the dispatcher on this node
+// since it started, summed over their sources, by app. It reads the
+// counters without creating a series (the console samples it each second).
+func (s *Stats) EventsByApp() map[string]float64 {
+	out := make(map[string]float64)
+	if s == nil {
+		return out
+	}
+	ch := make(chan prometheus.Metric, 16)
+	go func() {
+		s.events.Collect(ch)
+		close(ch)
+	}()
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil {
+			continue
+		}
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "app" {
+				out[l.GetValue()] += d.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }

@@ -32,5 +32,5 @@
 // the Sender's bounded backlog; the outbox holds the rest (OutboxLimit),
 // and nothing on the path of events to sockets waits for either.
 //
-// The package imports apps, pusher, stats and scaling.
+// The package imports apps, console, pusher, stats and scaling.
 package webhooks

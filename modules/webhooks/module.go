@@ -6,6 +6,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/lifecycle"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
@@ -18,7 +19,8 @@ var Module = fx.Module("webhooks",
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "webhooks") }),
 )
 
-// params lists what newSender takes; Stats is absent in module tests.
+// params lists what newSender takes; Stats and Console are absent in
+// module tests.
 type params struct {
 	fx.In
 	Config  Config
@@ -26,11 +28,12 @@ type params struct {
 	Outbox  scaling.Outbox
 	Scaling scaling.Config
 	Log     *slog.Logger
-	Stats   *stats.Stats `optional:"true"`
+	Stats   *stats.Stats  `optional:"true"`
+	Console *console.Feed `optional:"true"`
 }
 
 func newSender(p params) *Sender {
-	return New(p.Config, p.Apps.All(), p.Outbox, p.Scaling.Lease, p.Stats, p.Log)
+	return New(p.Config, p.Apps.All(), p.Outbox, p.Scaling.Lease, p.Stats, p.Console, p.Log)
 }
 
 // run runs Sender.Run for the life of the app.

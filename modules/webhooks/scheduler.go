@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/scaling"
 )
@@ -378,6 +379,9 @@ func (sch *scheduler) complete(p posted) {
 		kq := hq.keys[orderKey(d.ev)]
 		kq.busy = false
 		sch.s.stats.WebhookSent(hq.app.ID, d.ev.Name, p.status)
+		if sch.s.feed.Watching() {
+			sch.s.feed.Emit(console.Event{App: hq.app.ID, Type: console.TypeWebhook, Event: d.ev.Name, Channel: d.ev.Channel, User: d.ev.UserID, Detail: p.status})
+		}
 		switch {
 		case p.ok:
 			sch.s.stats.WebhookDelivered(now.Sub(d.entry.e.At))

@@ -188,7 +188,7 @@ func (r *hookReceiver) waitEvents(t *testing.T, n int) []string {
 func sending(t *testing.T, outbox scaling.Outbox, cfg Config, app apps.App) *Sender {
 	t.Helper()
 	app.ID, app.Key, app.Secret = "app-1", "key-1", "secret"
-	s := New(cfg, []*apps.App{&app}, outbox, 300*time.Millisecond, nil, slog.New(slog.DiscardHandler))
+	s := New(cfg, []*apps.App{&app}, outbox, 300*time.Millisecond, nil, nil, slog.New(slog.DiscardHandler))
 	s.countEvery, s.firstBackoff = 100*time.Millisecond, 20*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

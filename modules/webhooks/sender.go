@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fizz-server/fizz/modules/apps"
+	"github.com/fizz-server/fizz/modules/console"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/stats"
 	"github.com/fizz-server/fizz/scaling"
@@ -48,7 +49,8 @@ type Sender struct {
 	outbox    scaling.Outbox
 	leadEvery time.Duration
 	client    *http.Client
-	stats     *stats.Stats // nil counts nothing
+	stats     *stats.Stats  // nil counts nothing
+	feed      *console.Feed // nil reports nothing
 	log       *slog.Logger
 	now       func() time.Time
 	// countEvery and firstBackoff are the constants of the same names;
@@ -62,8 +64,9 @@ type Sender struct {
 
 // New returns a Sender for the apps of list over outbox. lease is the
 // cluster's lease (scaling.Config.Lease): the Sender renews its lead every
-// third of it. It starts nothing; Run sends.
-func New(cfg Config, list []*apps.App, outbox scaling.Outbox, lease time.Duration, st *stats.Stats, log *slog.Logger) *Sender {
+// third of it. It starts nothing; Run sends. Each answer is reported to
+// feed (nil: none) while a console watches.
+func New(cfg Config, list []*apps.App, outbox scaling.Outbox, lease time.Duration, st *stats.Stats, feed *console.Feed, log *slog.Logger) *Sender {
 	cfg = cfg.WithDefaults()
 	byID := make(map[string]*apps.App, len(list))
 	for _, a := range list {
@@ -84,6 +87,7 @@ func New(cfg Config, list []*apps.App, outbox scaling.Outbox, lease time.Duratio
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		stats:        st,
+		feed:         feed,
 		log:          log,
 		now:          time.Now,
 		countEvery:   countEvery,

@@ -33,6 +33,7 @@ import (
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/server"
 	"github.com/fizz-server/fizz/modules/stats"
+	"github.com/fizz-server/fizz/scaling"
 )
 
 // Test credentials of the node's first app.
@@ -53,6 +54,11 @@ type Node struct {
 	HTTPURL string
 	// Server is the node's listener.
 	Server *server.Server
+	// MetricsURL is "http://" and the metrics listener's bound address
+	// ("" when its port is 0): /metrics and the console are under it.
+	MetricsURL string
+	// NodeID is the node's id in the cluster (scaling.PubSubProvider.Node).
+	NodeID string
 	// Stats is the node's metrics registry.
 	Stats *stats.Stats
 	// Pusher is a pusher-http-go client for App. It has no encryption
@@ -95,7 +101,9 @@ func Start(t testing.TB, mutate func(*app.Config)) *Node {
 	n := &Node{Config: cfg, App: cfg.Apps[0]}
 	n.HTTP = &http.Client{Timeout: 10 * time.Second}
 	var srv *server.Server
-	n.fx = fxtest.New(t, app.Options(cfg, LoggerAt(t, logLevel(cfg.Log.Level))), fx.Populate(&srv, &n.Stats))
+	var metrics *stats.Server
+	var pubsub scaling.PubSubProvider
+	n.fx = fxtest.New(t, app.Options(cfg, LoggerAt(t, logLevel(cfg.Log.Level))), fx.Populate(&srv, &n.Stats, &metrics, &pubsub))
 	n.fx.RequireStart()
 	t.Cleanup(n.Stop)
 	t.Cleanup(n.HTTP.CloseIdleConnections)
@@ -104,6 +112,10 @@ func Start(t testing.TB, mutate func(*app.Config)) *Node {
 	n.Addr = srv.Addr()
 	require.NotEmpty(t, n.Addr, "server address after start")
 	n.HTTPURL = "http://" + n.Addr
+	n.NodeID = pubsub.Node()
+	if cfg.Metrics.Port != 0 {
+		n.MetricsURL = "http://" + metrics.Addr()
+	}
 	n.Pusher = n.PusherFor(n.App)
 	n.MasterKey = make([]byte, 32)
 	_, err = rand.Read(n.MasterKey)

@@ -110,30 +110,34 @@ func Dir() string {
 
 // Require returns the node command, skipping t (failing it with CI=true)
 // when node, pusher-js or laravel-echo is not installed.
-func Require(t testing.TB) string {
+func Require(t testing.TB) string { return RequireModules(t, "pusher-js", "laravel-echo") }
+
+// RequireModules returns the node command, skipping t (failing it with
+// CI=true) when node or one of pkgs is not installed in
+// test/jsclient/node_modules.
+func RequireModules(t testing.TB, pkgs ...string) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
-	missing := ""
-	switch {
-	case err != nil:
-		missing = "node is not on PATH"
-	default:
-		for _, pkg := range []string{"pusher-js", "laravel-echo"} {
-			if _, err := os.Stat(filepath.Join(Dir(), "node_modules", pkg, "package.json")); err != nil {
-				missing = pkg + " is not installed in test/jsclient/node_modules"
-				break
-			}
+	if err != nil {
+		Unavailable(t, "node is not on PATH")
+	}
+	for _, pkg := range pkgs {
+		if _, err := os.Stat(filepath.Join(Dir(), "node_modules", pkg, "package.json")); err != nil {
+			Unavailable(t, pkg+" is not installed in test/jsclient/node_modules")
 		}
 	}
-	if missing == "" {
-		return node
-	}
-	msg := missing + ": install Node.js and run `npm install --prefix test/jsclient` to run the pusher-js tests"
+	return node
+}
+
+// Unavailable skips t, or fails it where the environment variable CI is
+// "true", saying what is missing and how to install it.
+func Unavailable(t testing.TB, missing string) {
+	t.Helper()
+	msg := missing + ": install Node.js, run `npm install --prefix test/jsclient` (and for the console's browser test `apt-get install chromium`) to run the tests that drive Node.js"
 	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: the pusher-js tests must run)")
+		t.Fatal(msg + " (CI=true: these tests must run)")
 	}
 	t.Skip(msg)
-	return ""
 }
 
 // Start starts a driver for t (see Require for when it skips) and waits
