@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,8 @@ var ErrLocalOnly = errors.New("scaling: redis link is down; delivered to this no
 // the reply channels live in that tag's slot with the state, and events
 // go over ClusterShards more shard channels, spread over the slots, a
 // Pusher channel always on the same one (Shard), so per-channel order
-// holds while the event traffic spreads over the masters.
+// holds while the event traffic spreads over the masters. Presence
+// channels stay on the shared channel, with their member transitions.
 //
 // The subscription loop connects, reconnects with back-off forever and
 // resubscribes; it never ends the process. While the link is down, Publish
@@ -178,22 +180,29 @@ func (r *Redis) Sharded() bool { return r.cluster != nil }
 // master after a failover, a restarted server) may miss part of it.
 func (r *Redis) Reconnected() <-chan struct{} { return r.reconnected }
 
-// Shard implements Sharder: the index of the shard channel that carries
-// the events of an app's channel, always 0 but on a Redis Cluster.
+// Shard implements Sharder: the shard channel that carries the events of
+// an app's channel, by index into the event shard channels, or -1 for
+// the shared channel. Always -1 but on a Redis Cluster, and -1 there too
+// for a presence channel: its member transitions are published by the
+// state's scripts on the shared channel (in the slot of the state's keys),
+// and its events must keep their order with them.
 func (r *Redis) Shard(appID, channel string) int {
-	if len(r.shards) == 0 {
-		return 0
+	if len(r.shards) == 0 || strings.HasPrefix(channel, "presence-") || strings.HasPrefix(channel, ":") {
+		return -1
 	}
 	return ShardOf(appID, channel, len(r.shards))
 }
 
 // route is the channel e goes over: its Pusher channel's shard channel
-// on a Redis Cluster, else the shared channel.
+// on a Redis Cluster (Shard), else the shared channel.
 func (r *Redis) route(e Envelope) string {
-	if len(r.shards) == 0 || e.Route == "" {
+	if e.Route == "" {
 		return r.channel
 	}
-	return r.shards[ShardOf(e.AppID, e.Route, len(r.shards))]
+	if k := r.Shard(e.AppID, e.Route); k >= 0 {
+		return r.shards[k]
+	}
+	return r.channel
 }
 
 // replyChannels counts the nodes' reply channels: on a Redis Cluster,

@@ -18,7 +18,8 @@ const clusterSlots = 16384
 // Sharder is implemented by a PubSubProvider whose envelopes travel over
 // several ordered streams (a Redis Cluster's shard channels): envelopes of
 // one Pusher channel keep their order because they always take the same
-// stream, the one Shard names. A publisher of an event on several channels
+// stream, the one Shard names (any int: an index, or -1 for the shared
+// stream). A publisher of an event on several channels
 // sends one envelope per stream, with Envelope.Route set to one of the
 // channels it carries.
 type Sharder interface {

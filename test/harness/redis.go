@@ -60,8 +60,9 @@ func StartRedis(t testing.TB) *Redis {
 }
 
 // NoRedisServer stands for the one redis-server where a test runs against
-// another shape of Redis: Real is true, and Stop, Restart, Pause and
-// Client skip the test with why.
+// another shape of Redis: Real is false (there is no server process to
+// restart or pause), and Stop, Restart, Pause and Client skip the test
+// with why.
 func NoRedisServer(t testing.TB, why string) *Redis {
 	return &Redis{t: t, skip: why}
 }
@@ -74,7 +75,7 @@ func (r *Redis) skipped() {
 }
 
 // Real reports whether this is a redis-server process (not miniredis).
-func (r *Redis) Real() bool { return r.mini == nil }
+func (r *Redis) Real() bool { return r.mini == nil && r.skip == "" }
 
 func (r *Redis) start() {
 	r.t.Helper()
