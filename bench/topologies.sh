@@ -4,9 +4,10 @@
 # each shape it starts the Redis servers and the two nodes on free loopback
 # ports, runs fizz-bench over both nodes (triggers round-robin), and reports
 # deliveries/s, the nodes' CPU per delivery (fizz-bench's -pid), Redis CPU
-# per event (utime+stime of every redis-server from /proc, before and
-# after) and the commands each Redis server ran (INFO commandstats), so
-# the spread over the shards shows. Everything it starts is stopped on exit.
+# per event (utime+stime of every redis-server from /proc, over the events
+# phase) and the commands each Redis server ran in that phase (INFO
+# commandstats; commands inside scripts count too), so the spread over the
+# shards shows. Everything it starts is stopped on exit.
 #
 #   bench/topologies.sh                       # N=2000 sockets, 200 channels, 4000 events
 #   BENCH_N=4000 BENCH_EVENTS=8000 bench/topologies.sh
@@ -54,11 +55,12 @@ free_port() {
 }
 
 wait_listening() {
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		(: </dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
 		sleep 0.1
 	done
-	echo "nothing listening on port $1 after 10 s" >&2
+	echo "nothing listening on port $1 after 30 s; the logs:" >&2
+	tail -n 5 "$tmp"/*.log "$tmp"/*/log >&2 2>/dev/null || true
 	return 1
 }
 
@@ -112,20 +114,31 @@ run() {
 			sleep 0.1
 		done
 	done
-	for p in "${ports[@]}"; do redis-cli -p "$p" config resetstat >/dev/null; done
-	local before after
-	before=$(cpu_ticks "${redis_pids[@]}")
+	local before="" after
+	local -A pid_before=()
 	echo
 	echo "== $name: two nodes, $n sockets, $channels channels, $events events"
-	"$tmp/fizz-bench" -targets "127.0.0.1:$a,127.0.0.1:$b" -trigger rr -trigger-process -app-id bench-app -app-key bench-key -app-secret bench-secret \
-		-n "$n" -c "$channels" -events "$events" -pid "${node_pids[0]},${node_pids[1]}" -timeout 120s "${extra[@]}" | tee "$tmp/$name.report" || true
+	# The Redis figures cover the events phase only: they start when
+	# fizz-bench says it is triggering (the sockets are subscribed).
+	while IFS= read -r line; do
+		echo "$line"
+		if [[ -z $before && $line == triggering* ]]; then
+			for p in "${ports[@]}"; do redis-cli -p "$p" config resetstat >/dev/null; done
+			before=$(cpu_ticks "${redis_pids[@]}")
+			for p in "${redis_pids[@]}"; do pid_before[$p]=$(cpu_ticks "$p"); done
+		fi
+	done < <("$tmp/fizz-bench" -targets "127.0.0.1:$a,127.0.0.1:$b" -trigger rr -trigger-process -app-id bench-app -app-key bench-key -app-secret bench-secret \
+		-n "$n" -c "$channels" -events "$events" -pid "${node_pids[0]},${node_pids[1]}" -timeout 120s "${extra[@]}" 2>&1 || true)
 	after=$(cpu_ticks "${redis_pids[@]}")
 	local hz
 	hz=$(getconf CLK_TCK)
 	awk -v d="$((after - before))" -v hz="$hz" -v e="$events" -v name="$name" \
 		'BEGIN {printf "redis CPU (%s): %.2f s over all servers, %.1f µs per event\n", name, d / hz, d / hz / e * 1e6}'
-	for p in "${ports[@]}"; do
-		echo "redis :$p commands: $(commands "$p")"
+	for i in "${!ports[@]}"; do
+		local pid=${redis_pids[$i]}
+		awk -v d="$(($(cpu_ticks "$pid") - pid_before[$pid]))" -v hz="$hz" -v e="$events" -v port="${ports[$i]}" \
+			'BEGIN {printf "redis :%s CPU %.2f s, %.1f µs per event; ", port, d / hz, d / hz / e * 1e6}'
+		echo "commands: $(commands "${ports[$i]}")"
 	done
 	for p in "${node_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 }
