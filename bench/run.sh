@@ -35,19 +35,8 @@ go build -o "$tmp/fizz" .
 go build -o "$tmp/fizz-bench" ./cmd/fizz-bench
 go build -o "$tmp/refserver" ./bench/refserver
 
-# free_port prints a loopback port nothing answers on.
-free_port() {
-	local p
-	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 20000))
-		if ! (: </dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
-}
+# free_port: bench/ports.sh
+source bench/ports.sh
 
 # wait_listening waits up to 10 s for the port to accept connections.
 wait_listening() {
