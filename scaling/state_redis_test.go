@@ -439,3 +439,32 @@ func TestRedisStateReloadsFlushedScripts(t *testing.T) {
 	ts = s.mustLeave(t, "presence-scripts", "u2")
 	requireOneChange(t, ts, "presence-scripts", "u2", []scaling.TransitionKind{removed, count}, 1)
 }
+
+// TestRedisStateReassertsAfterReconnect: a Sentinel failover promotes a
+// replica that may lack the last writes, while the lease and the intact
+// mark made it across. When the link comes back, the node re-asserts its
+// share at once: what the new master lacks is written back.
+func TestRedisStateReassertsAfterReconnect(t *testing.T) {
+	c := newRedisCluster(t)
+	if !c.rd.Real() {
+		t.Skip("CLIENT KILL needs redis-server")
+	}
+	a := c.running(t, nodeOptions{lease: time.Minute}) // no heartbeat during the test
+	a.mustJoin(t, "presence-failover", "u1")
+	members := c.prefix + ":ch:" + testApp + ":presence-failover:members"
+	require.True(t, c.exists(t, members))
+
+	// The writes the replica never received.
+	keys, err := c.rc.Keys(t.Context(), c.prefix+":ch:"+testApp+":presence-failover:*").Result() // no glob character in either
+	require.NoError(t, err)
+	require.NoError(t, c.rc.Del(t.Context(), keys...).Err())
+	require.True(t, c.exists(t, c.prefix+":lease:"+a.node), "the lease made it across")
+	// The failover: the node's subscription connection is cut.
+	require.NoError(t, c.rc.ClientKillByFilter(t.Context(), "TYPE", "pubsub").Err())
+
+	require.Eventually(t, func() bool { return c.exists(t, members) }, stateWait, stateTick,
+		"the node re-asserts its share once its link is back")
+	in, err := c.rc.HExists(t.Context(), members, "u1").Result()
+	require.NoError(t, err)
+	assert.True(t, in, "u1 is a member again")
+}
