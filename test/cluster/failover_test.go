@@ -125,8 +125,9 @@ func TestSentinelFailover(t *testing.T) {
 }
 
 // watchHealth polls GET /up on every node until stopped; the function it
-// returns stops it and reports how long each node answered 503, and when
-// the last node answered 200 again after its last 503.
+// returns stops it (a node down then is polled until it is up) and
+// reports how long each node answered 503, and when the last node
+// answered 200 again after its last 503.
 func watchHealth(t testing.TB, nodes []*node) func() (map[string]time.Duration, time.Time) {
 	t.Helper()
 	var mu sync.Mutex
@@ -137,10 +138,14 @@ func watchHealth(t testing.TB, nodes []*node) func() (map[string]time.Duration, 
 	for _, n := range nodes {
 		wg.Go(func() {
 			var since time.Time
+			stopped := stop
 			for {
 				select {
-				case <-stop:
-					return
+				case <-stopped:
+					if since.IsZero() {
+						return
+					}
+					stopped = nil // down when stopped: poll on until it is up
 				case <-time.After(pollEvery):
 				}
 				resp, err := n.http.Get(n.httpURL + "/up")
