@@ -279,3 +279,56 @@ func waitFor(t testing.TB, within time.Duration, what string, ok func() (bool, s
 		time.Sleep(50 * time.Millisecond) // polling another process's state
 	}
 }
+
+// MoveSlot moves a hash slot that holds no keys (a shard channel's) to
+// another master, as resharding does, and returns the new owner's
+// address: the old owner then drops the slot's shard channel subscribers
+// (SUNSUBSCRIBE) and redirects them with MOVED.
+func (c *RedisCluster) MoveSlot(slot int) string {
+	c.t.Helper()
+	ctx := context.Background()
+	ids := map[string]string{} // address -> node id
+	var from string
+	for _, m := range c.masters {
+		cl := client(m.Addr)
+		id, err := cl.Do(ctx, "CLUSTER", "MYID").Text()
+		require.NoError(c.t, err)
+		ids[m.Addr] = id
+		n, err := cl.Do(ctx, "CLUSTER", "COUNTKEYSINSLOT", slot).Int()
+		_ = cl.Close()
+		require.NoError(c.t, err)
+		require.Zero(c.t, n, "slot %d holds keys; MoveSlot moves only empty slots", slot)
+	}
+	cl := client(c.masters[0].Addr)
+	slots, err := cl.ClusterSlots(ctx).Result()
+	_ = cl.Close()
+	require.NoError(c.t, err)
+	for _, r := range slots {
+		if slot >= r.Start && slot <= r.End {
+			from = r.Nodes[0].Addr
+		}
+	}
+	require.NotEmpty(c.t, from, "no master holds slot %d", slot)
+	var to string
+	for _, m := range c.masters {
+		if m.Addr != from {
+			to = m.Addr
+			break
+		}
+	}
+	set := func(addr string, args ...any) {
+		cl := client(addr)
+		defer cl.Close()
+		require.NoError(c.t, cl.Do(ctx, append([]any{"CLUSTER", "SETSLOT", slot}, args...)...).Err(), "CLUSTER SETSLOT %d %v on %s", slot, args, addr)
+	}
+	set(to, "IMPORTING", ids[from])
+	set(from, "MIGRATING", ids[to])
+	set(to, "NODE", ids[to])
+	set(from, "NODE", ids[to])
+	for _, m := range c.masters {
+		if m.Addr != from && m.Addr != to {
+			set(m.Addr, "NODE", ids[to])
+		}
+	}
+	return to
+}
