@@ -18,11 +18,14 @@ import (
 // Redis link budgets. A command that cannot reach Redis fails within
 // redisIOTimeout, so publishing during an outage fails fast.
 const (
-	redisIOTimeout  = time.Second
-	receivePoll     = 2 * time.Second // idle time after which the link is pinged
-	minBackoff      = 100 * time.Millisecond
-	maxBackoff      = 5 * time.Second
-	loopbackBacklog = 4096
+	redisIOTimeout = time.Second
+	receivePoll    = 2 * time.Second // idle time after which the link is pinged
+	minBackoff     = 100 * time.Millisecond
+	maxBackoff     = 5 * time.Second
+	// clusterMaxBackoff bounds the wait on a Redis Cluster, where a
+	// failover elsewhere in the cluster is followed by a new slot map.
+	clusterMaxBackoff = time.Second
+	loopbackBacklog   = 4096
 	// receivedBacklog lets the subscription loop read ahead of a busy
 	// delivery goroutine, so that Redis's output buffer does not fill.
 	receivedBacklog = 256
@@ -388,13 +391,17 @@ func (r *Redis) receiveLoop(ctx context.Context, deliver func(context.Context, E
 		} else {
 			r.log.Debug("redis still unreachable", "err", err, "retry_in", backoff.String())
 		}
+		wait := backoff
 		if r.cluster != nil {
 			// A shard may have failed over or its slots moved: read the
-			// cluster's map again before resubscribing.
+			// cluster's map again (in the background) before
+			// resubscribing, and try again within a second, so that a
+			// promoted replica is found soon after the map names it.
 			r.cluster.ReloadState(ctx)
+			wait = min(backoff, clusterMaxBackoff)
 		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return
 		}

@@ -183,42 +183,53 @@ func (s *Sentinel) Stop() {
 	}
 }
 
-// RedisCluster is a Redis Cluster of three masters without replicas,
-// their slots split evenly as redis-cli --cluster create splits them.
+// RedisCluster is a Redis Cluster of three masters, their slots split
+// evenly as redis-cli --cluster create splits them, with or without one
+// replica each.
 type RedisCluster struct {
-	// Addrs are the masters' host:port, the seeds a client needs.
+	// Addrs are the servers' host:port, the seeds a client needs.
 	Addrs []string
 
 	t       testing.TB
-	masters []*redisServer
+	servers []*redisServer
 }
 
-// StartRedisCluster starts a three-master Redis Cluster and waits until
-// every node reports the cluster ok.
-func StartRedisCluster(t testing.TB) *RedisCluster {
+// StartRedisCluster starts a Redis Cluster of three masters and waits
+// until every node reports the cluster ok.
+func StartRedisCluster(t testing.TB) *RedisCluster { return startRedisCluster(t, 0) }
+
+// StartRedisClusterWithReplicas starts three masters with one replica
+// each, and waits until every master has its replica.
+func StartRedisClusterWithReplicas(t testing.TB) *RedisCluster { return startRedisCluster(t, 1) }
+
+func startRedisCluster(t testing.TB, replicas int) *RedisCluster {
 	t.Helper()
 	needRedisBinaries(t, "redis-server", "redis-cli")
 	c := &RedisCluster{t: t}
 	t.Cleanup(c.Stop)
-	for range 3 {
+	for range 3 * (1 + replicas) {
 		m := newServer(t, t.TempDir())
 		bus := FreePort(t)
 		m.start(t, "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(m.dir, "nodes.conf"), "--cluster-port", strconv.Itoa(bus),
-			"--cluster-node-timeout", "2000")
-		c.masters = append(c.masters, m)
+			"--cluster-node-timeout", "2000", "--cluster-replica-validity-factor", "0")
+		c.servers = append(c.servers, m)
 		c.Addrs = append(c.Addrs, m.Addr)
 	}
-	create := exec.Command("redis-cli", append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-yes")...)
-	out, err := create.CombinedOutput()
+	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	require.NoError(t, err, "redis-cli --cluster create: %s", out)
-	waitFor(t, 30*time.Second, "every node of the Redis Cluster reports cluster_state:ok", func() (bool, string) {
-		for _, m := range c.masters {
+	waitFor(t, 30*time.Second, "every node of the Redis Cluster reports cluster_state:ok, every master its replicas", func() (bool, string) {
+		for _, m := range c.servers {
 			c := client(m.Addr)
 			text, err := c.ClusterInfo(context.Background()).Result()
 			_ = c.Close()
 			if err != nil || !strings.Contains(text, "cluster_state:ok") {
 				return false, fmt.Sprint(m.Addr, ": ", err)
+			}
+			repl, err := info(m.Addr, "replication")
+			if err != nil || strings.Contains(repl, "role:master") && !strings.Contains(repl, fmt.Sprintf("connected_slaves:%d", replicas)) {
+				return false, fmt.Sprint(m.Addr, ": replicas not connected yet ", err)
 			}
 		}
 		return true, ""
@@ -226,13 +237,73 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 	return c
 }
 
-// Pids are the masters' process ids, in the order of Addrs.
-func (c *RedisCluster) Pids() []int {
-	out := make([]int, len(c.masters))
-	for i, m := range c.masters {
-		out[i] = m.Pid()
+// SlotOwner is the address of the master serving slot, as the first live
+// server answering CLUSTER SLOTS tells it.
+func (c *RedisCluster) SlotOwner(slot int) (string, error) {
+	last := fmt.Errorf("no live server")
+	for _, m := range c.servers {
+		if m.cmd == nil {
+			continue
+		}
+		cl := client(m.Addr)
+		slots, err := cl.ClusterSlots(context.Background()).Result()
+		_ = cl.Close()
+		if err != nil {
+			last = err
+			continue
+		}
+		for _, r := range slots {
+			if slot >= r.Start && slot <= r.End {
+				return r.Nodes[0].Addr, nil
+			}
+		}
+		last = fmt.Errorf("%s: no owner of slot %d", m.Addr, slot)
 	}
-	return out
+	return "", last
+}
+
+// KillSlotOwner kills (SIGKILL) the master serving slot and returns its
+// address; with replicas, the cluster then promotes the master's replica.
+func (c *RedisCluster) KillSlotOwner(slot int) string {
+	c.t.Helper()
+	owner, err := c.SlotOwner(slot)
+	require.NoError(c.t, err)
+	for _, m := range c.servers {
+		if m.Addr == owner && m.cmd != nil {
+			kill(m.cmd)
+			m.cmd = nil
+			return owner
+		}
+	}
+	require.FailNow(c.t, "the owner is none of the cluster's servers", owner)
+	return ""
+}
+
+// WaitSlotFailover waits until a master other than old serves slot and
+// every live server reports the cluster ok, and returns the new owner.
+func (c *RedisCluster) WaitSlotFailover(slot int, old string, within time.Duration) string {
+	c.t.Helper()
+	var now string
+	waitFor(c.t, within, "a replica takes over the slot", func() (bool, string) {
+		owner, err := c.SlotOwner(slot)
+		if err != nil || owner == old {
+			return false, fmt.Sprint(owner, err)
+		}
+		for _, m := range c.servers {
+			if m.cmd == nil {
+				continue
+			}
+			cl := client(m.Addr)
+			text, err := cl.ClusterInfo(context.Background()).Result()
+			_ = cl.Close()
+			if err != nil || !strings.Contains(text, "cluster_state:ok") {
+				return false, fmt.Sprint(m.Addr, ": not ok ", err)
+			}
+		}
+		now = owner
+		return true, ""
+	})
+	return now
 }
 
 // Client returns a go-redis cluster client, closed when t ends.
@@ -242,9 +313,9 @@ func (c *RedisCluster) Client(t testing.TB) *redis.ClusterClient {
 	return cc
 }
 
-// Stop kills every master; twice is fine.
+// Stop kills every server; twice is fine.
 func (c *RedisCluster) Stop() {
-	for _, m := range c.masters {
+	for _, m := range c.servers {
 		kill(m.cmd)
 		m.cmd = nil
 	}
@@ -281,15 +352,14 @@ func waitFor(t testing.TB, within time.Duration, what string, ok func() (bool, s
 }
 
 // MoveSlot moves a hash slot that holds no keys (a shard channel's) to
-// another master, as resharding does, and returns the new owner's
-// address: the old owner then drops the slot's shard channel subscribers
-// (SUNSUBSCRIBE) and redirects them with MOVED.
+// another master of a cluster without replicas, as resharding does, and
+// returns the new owner's address: the old owner then drops the slot's
+// shard channel subscribers (SUNSUBSCRIBE) and redirects them with MOVED.
 func (c *RedisCluster) MoveSlot(slot int) string {
 	c.t.Helper()
 	ctx := context.Background()
 	ids := map[string]string{} // address -> node id
-	var from string
-	for _, m := range c.masters {
+	for _, m := range c.servers {
 		cl := client(m.Addr)
 		id, err := cl.Do(ctx, "CLUSTER", "MYID").Text()
 		require.NoError(c.t, err)
@@ -299,18 +369,10 @@ func (c *RedisCluster) MoveSlot(slot int) string {
 		require.NoError(c.t, err)
 		require.Zero(c.t, n, "slot %d holds keys; MoveSlot moves only empty slots", slot)
 	}
-	cl := client(c.masters[0].Addr)
-	slots, err := cl.ClusterSlots(ctx).Result()
-	_ = cl.Close()
+	from, err := c.SlotOwner(slot)
 	require.NoError(c.t, err)
-	for _, r := range slots {
-		if slot >= r.Start && slot <= r.End {
-			from = r.Nodes[0].Addr
-		}
-	}
-	require.NotEmpty(c.t, from, "no master holds slot %d", slot)
 	var to string
-	for _, m := range c.masters {
+	for _, m := range c.servers {
 		if m.Addr != from {
 			to = m.Addr
 			break
@@ -325,7 +387,7 @@ func (c *RedisCluster) MoveSlot(slot int) string {
 	set(from, "MIGRATING", ids[to])
 	set(to, "NODE", ids[to])
 	set(from, "NODE", ids[to])
-	for _, m := range c.masters {
+	for _, m := range c.servers {
 		if m.Addr != from && m.Addr != to {
 			set(m.Addr, "NODE", ids[to])
 		}
