@@ -22,10 +22,11 @@ const (
 	receivePoll    = 2 * time.Second // idle time after which the link is pinged
 	minBackoff     = 100 * time.Millisecond
 	maxBackoff     = 5 * time.Second
-	// clusterMaxBackoff bounds the wait on a Redis Cluster, where a
-	// failover elsewhere in the cluster is followed by a new slot map.
-	clusterMaxBackoff = time.Second
-	loopbackBacklog   = 4096
+	// movingMaxBackoff bounds the wait where the master moves (Sentinel, a
+	// Redis Cluster): a promoted replica is found within a second of the
+	// sentinels or the slot map naming it.
+	movingMaxBackoff = time.Second
+	loopbackBacklog  = 4096
 	// receivedBacklog lets the subscription loop read ahead of a busy
 	// delivery goroutine, so that Redis's output buffer does not fill.
 	receivedBacklog = 256
@@ -61,7 +62,9 @@ type Redis struct {
 	reply   string
 	shards  []string // a Redis Cluster's event shard channels
 	node    string
-	log     *slog.Logger
+	// maxBackoff bounds the wait between two tries to subscribe.
+	maxBackoff time.Duration
+	log        *slog.Logger
 
 	up      atomic.Bool
 	lastErr atomic.Pointer[string]
@@ -103,6 +106,10 @@ func NewRedis(cfg Config, log *slog.Logger, obs Observer) (*Redis, error) {
 		prefix = "{" + cfg.Channel + "}"
 		shards = ShardChannels(cfg.Channel, ClusterShards)
 	}
+	wait := maxBackoff
+	if len(cfg.RedisSentinels) > 0 || cluster != nil {
+		wait = movingMaxBackoff
+	}
 	r := &Redis{
 		client:      client,
 		cluster:     cluster,
@@ -111,6 +118,7 @@ func NewRedis(cfg Config, log *slog.Logger, obs Observer) (*Redis, error) {
 		reply:       prefix + ":node:" + node,
 		shards:      shards,
 		node:        node,
+		maxBackoff:  wait,
 		log:         log,
 		obs:         obs,
 		loopback:    make(chan Envelope, loopbackBacklog),
@@ -391,17 +399,14 @@ func (r *Redis) receiveLoop(ctx context.Context, deliver func(context.Context, E
 		} else {
 			r.log.Debug("redis still unreachable", "err", err, "retry_in", backoff.String())
 		}
-		wait := backoff
 		if r.cluster != nil {
 			// A shard may have failed over or its slots moved: read the
 			// cluster's map again (in the background) before
-			// resubscribing, and try again within a second, so that a
-			// promoted replica is found soon after the map names it.
+			// resubscribing.
 			r.cluster.ReloadState(ctx)
-			wait = min(backoff, clusterMaxBackoff)
 		}
 		select {
-		case <-time.After(wait):
+		case <-time.After(min(backoff, r.maxBackoff)):
 		case <-ctx.Done():
 			return
 		}

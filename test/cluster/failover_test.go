@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/app"
+	"github.com/fizz-server/fizz/scaling"
 	"github.com/fizz-server/fizz/test/harness"
 	"github.com/fizz-server/fizz/test/pusherclient"
 )
@@ -26,12 +27,15 @@ import (
 func TestSentinelFailover(t *testing.T) {
 	t.Parallel()
 	s := harness.StartSentinel(t)
-	cl := &cluster{channel: "fizz-test-failover"}
+	cl := onTopology(t, "fizz-test-failover", nil)
 	sentinel := func(c *app.Config) {
 		c.Scaling.RedisSentinels, c.Scaling.RedisMaster = s.Addrs, s.Master
 		c.Scaling.RedisURL = "redis://127.0.0.1:1/0" // only its credentials and db count: the host is ignored
+		// The lease outlives the failover, as the default does: a node
+		// silent past its lease is reaped (its members announced gone,
+		// then back when it returns), which is not what this test is about.
+		c.Scaling.Lease = scaling.DefaultLease
 	}
-	cl.redis = harness.NoRedisServer(t, "the failover test has no single redis-server")
 	a, b := cl.start(t, "A", sentinel), cl.start(t, "B", sentinel)
 	waitUp(t, a, b)
 
@@ -45,20 +49,8 @@ func TestSentinelFailover(t *testing.T) {
 			watchers[n] = append(watchers[n], w)
 		}
 	}
-	obsA, obsB := harness.Dial(t, a), harness.Dial(t, b)
-	join(t, obsA, room, "obsA")
-	join(t, obsB, room, "obsB")
-	join(t, harness.Dial(t, a), room, "onA")
-	join(t, harness.Dial(t, b), room, "onB")
-	probeA, probeB := harness.Dial(t, a), harness.Dial(t, b)
-	harness.Subscribe(t, probeA, probe)
-	harness.Subscribe(t, probeB, probe)
-	waitCrossDelivery(t, a, probeB, probe)
-	waitCrossDelivery(t, b, probeA, probe)
-	harness.Flush(t, a, room, obsA, obsB)
-	memberEvents(t, obsA, room)
-	memberEvents(t, obsB, room)
-	requireCounts(t, nodes, room, "obsA", "obsB", "onA", "onB")
+	r := newRoom(t, a, b, room, probe)
+	probeA, probeB := r.probeA, r.probeB
 
 	trig := startNumbered(a, b, feed)
 	time.Sleep(time.Second)
@@ -114,13 +106,56 @@ func TestSentinelFailover(t *testing.T) {
 	t.Logf("%d events acknowledged (%d refused while the link was down, %d after the last resubscribe); %d deliveries excused in the window of the failover",
 		len(acked.seqs), acked.refused, after, excusedTotal)
 
-	// Presence is exact: the counts through both nodes, a member who
-	// joins now is announced on both, and a fresh subscriber's list.
-	requireCounts(t, nodes, room, "obsA", "obsB", "onA", "onB")
-	join(t, harness.Dial(t, b), room, "late")
-	requireMemberEvent(t, a, room, memberAdded, "late", obsA, obsB)
+	r.requireExact(t)
+}
+
+// onTopology is a cluster of nodes over another shape of Redis than the
+// single server: shards for a Redis Cluster, nil for a shape the nodes'
+// settings give (Sentinel).
+func onTopology(t *testing.T, channel string, shards *harness.RedisCluster) *cluster {
+	return &cluster{channel: channel, shards: shards, redis: harness.NoRedisServer(t, "this test runs on its own topology, not the single redis-server")}
+}
+
+// room is a presence channel with members on two nodes (observers obsA
+// and obsB, members onA and onB), and a probe socket on each node
+// subscribed to a public channel, ready for waitCrossDelivery.
+type room struct {
+	a, b           *node
+	name           string
+	obsA, obsB     *pusherclient.Client
+	probeA, probeB *pusherclient.Client
+}
+
+// newRoom sets the room up on a and b and checks it is exact.
+func newRoom(t *testing.T, a, b *node, name, probe string) *room {
+	t.Helper()
+	r := &room{a: a, b: b, name: name, obsA: harness.Dial(t, a), obsB: harness.Dial(t, b), probeA: harness.Dial(t, a), probeB: harness.Dial(t, b)}
+	join(t, r.obsA, name, "obsA")
+	join(t, r.obsB, name, "obsB")
+	join(t, harness.Dial(t, a), name, "onA")
+	join(t, harness.Dial(t, b), name, "onB")
+	harness.Subscribe(t, r.probeA, probe)
+	harness.Subscribe(t, r.probeB, probe)
+	waitCrossDelivery(t, a, r.probeB, probe)
+	waitCrossDelivery(t, b, r.probeA, probe)
+	harness.Flush(t, a, name, r.obsA, r.obsB)
+	memberEvents(t, r.obsA, name)
+	memberEvents(t, r.obsB, name)
+	requireCounts(t, []*node{a, b}, name, "obsA", "obsB", "onA", "onB")
+	return r
+}
+
+// requireExact checks that presence is exact after a fault: the counts
+// through both nodes, a member who joins now is announced on both, and a
+// fresh subscriber's list.
+func (r *room) requireExact(t *testing.T) {
+	t.Helper()
+	nodes := []*node{r.a, r.b}
+	requireCounts(t, nodes, r.name, "obsA", "obsB", "onA", "onB")
+	join(t, harness.Dial(t, r.b), r.name, "late")
+	requireMemberEvent(t, r.a, r.name, memberAdded, "late", r.obsA, r.obsB)
 	for _, n := range nodes {
-		assert.Equal(t, []string{"late", "obsA", "obsB", "onA", "onB"}, join(t, harness.Dial(t, n), room, "obsA"), "a fresh subscriber on %s", n)
+		assert.Equal(t, []string{"late", "obsA", "obsB", "onA", "onB"}, join(t, harness.Dial(t, n), r.name, "obsA"), "a fresh subscriber on %s", n)
 	}
 }
 

@@ -4,8 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-
+	"github.com/fizz-server/fizz/app"
 	"github.com/fizz-server/fizz/scaling"
 	"github.com/fizz-server/fizz/test/harness"
 )
@@ -18,8 +17,7 @@ import (
 func TestRedisClusterReshard(t *testing.T) {
 	t.Parallel()
 	rc := harness.StartRedisCluster(t)
-	cl := &cluster{channel: "fizz-test-reshard", shards: rc}
-	cl.redis = harness.NoRedisServer(t, "the reshard test has no single redis-server")
+	cl := onTopology(t, "fizz-test-reshard", rc)
 	a, b := cl.start(t, "A", nil), cl.start(t, "B", nil)
 	waitUp(t, a, b)
 
@@ -51,27 +49,12 @@ func TestRedisClusterReshard(t *testing.T) {
 func TestRedisClusterShardFailover(t *testing.T) {
 	t.Parallel()
 	rc := harness.StartRedisClusterWithReplicas(t)
-	cl := &cluster{channel: "fizz-test-shardfail", shards: rc}
-	cl.redis = harness.NoRedisServer(t, "the shard failover test has no single redis-server")
-	a, b := cl.start(t, "A", nil), cl.start(t, "B", nil)
-	nodes := []*node{a, b}
+	cl := onTopology(t, "fizz-test-shardfail", rc)
+	outlived := func(c *app.Config) { c.Scaling.Lease = scaling.DefaultLease } // the lease outlives the failover (see TestSentinelFailover)
+	a, b := cl.start(t, "A", outlived), cl.start(t, "B", outlived)
 	waitUp(t, a, b)
-
-	const feed, room = "shardfail-feed", "presence-shardfail"
-	probeA, probeB := harness.Dial(t, a), harness.Dial(t, b)
-	harness.Subscribe(t, probeA, feed)
-	harness.Subscribe(t, probeB, feed)
-	obsA, obsB := harness.Dial(t, a), harness.Dial(t, b)
-	join(t, obsA, room, "obsA")
-	join(t, obsB, room, "obsB")
-	join(t, harness.Dial(t, a), room, "onA")
-	join(t, harness.Dial(t, b), room, "onB")
-	waitCrossDelivery(t, a, probeB, feed)
-	waitCrossDelivery(t, b, probeA, feed)
-	harness.Flush(t, a, room, obsA, obsB)
-	memberEvents(t, obsA, room)
-	memberEvents(t, obsB, room)
-	requireCounts(t, nodes, room, "obsA", "obsB", "onA", "onB")
+	const feed = "shardfail-feed"
+	r := newRoom(t, a, b, "presence-shardfail", feed)
 
 	slot := int(scaling.KeySlot("{" + cl.channel + "}"))
 	killed := time.Now()
@@ -79,16 +62,11 @@ func TestRedisClusterShardFailover(t *testing.T) {
 	t.Logf("master %s of the state's slot %d killed", old, slot)
 	now := rc.WaitSlotFailover(slot, old, wait)
 	promoted := time.Since(killed)
-	waitCrossDelivery(t, a, probeB, feed)
+	waitCrossDelivery(t, a, r.probeB, feed)
 	gap := time.Since(killed)
-	waitCrossDelivery(t, b, probeA, feed)
+	waitCrossDelivery(t, b, r.probeA, feed)
 	waitUp(t, a, b)
 	t.Logf("slot %d on %s %s after the kill; events cross nodes again %s after the kill", slot, now, promoted.Round(time.Millisecond), gap.Round(time.Millisecond))
 
-	requireCounts(t, nodes, room, "obsA", "obsB", "onA", "onB")
-	join(t, harness.Dial(t, b), room, "late")
-	requireMemberEvent(t, a, room, memberAdded, "late", obsA, obsB)
-	for _, n := range nodes {
-		assert.Equal(t, []string{"late", "obsA", "obsB", "onA", "onB"}, join(t, harness.Dial(t, n), room, "obsA"), "a fresh subscriber on %s", n)
-	}
+	r.requireExact(t)
 }

@@ -144,14 +144,20 @@ func (s *Sentinel) KillMaster() string {
 	s.t.Helper()
 	addr, err := s.MasterAddr()
 	require.NoError(s.t, err)
-	for _, d := range s.data {
-		if d.Addr == addr && d.cmd != nil {
-			kill(d.cmd)
-			d.cmd = nil
+	return killServer(s.t, s.data, addr)
+}
+
+// killServer kills the live server of servers at addr and returns addr.
+func killServer(t testing.TB, servers []*redisServer, addr string) string {
+	t.Helper()
+	for _, sv := range servers {
+		if sv.Addr == addr && sv.cmd != nil {
+			kill(sv.cmd)
+			sv.cmd = nil
 			return addr
 		}
 	}
-	require.FailNow(s.t, "the master is none of the topology's servers", addr)
+	require.FailNow(t, "no live server of the topology is at "+addr)
 	return ""
 }
 
@@ -268,15 +274,7 @@ func (c *RedisCluster) KillSlotOwner(slot int) string {
 	c.t.Helper()
 	owner, err := c.SlotOwner(slot)
 	require.NoError(c.t, err)
-	for _, m := range c.servers {
-		if m.Addr == owner && m.cmd != nil {
-			kill(m.cmd)
-			m.cmd = nil
-			return owner
-		}
-	}
-	require.FailNow(c.t, "the owner is none of the cluster's servers", owner)
-	return ""
+	return killServer(c.t, c.servers, owner)
 }
 
 // WaitSlotFailover waits until a master other than old serves slot and
