@@ -273,6 +273,13 @@ func (r *Redis) Publish(ctx context.Context, e Envelope) (_ int64, err error) {
 		if ctx.Err() != nil {
 			return 0, err
 		}
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			// PUBLISH was sent and no answer came (a stalled Redis):
+			// Redis may still deliver it to every node, this one
+			// included, so a local copy could be a second one.
+			r.log.Warn("publish timed out; Redis may still deliver it", "err", err)
+			return 0, err
+		}
 		r.log.Warn("publish failed; delivering locally", "err", err)
 	}
 	return 1, errors.Join(ErrLocalOnly, r.deliverLocally(ctx, e))
