@@ -234,6 +234,30 @@ func TestLoad(t *testing.T) {
 			want: defaultsWith(func(c *app.Config) { c.Scaling.RedisURL = "rediss://user:pw@redis.example.com:6380/3" }),
 		},
 		{
+			name: "Sentinel from the environment",
+			give: input{env: map[string]string{"FIZZ_REDIS_SENTINELS": "127.0.0.1:26379, [::1]:26380", "REVERB_REDIS_MASTER": " mymaster "}},
+			want: defaultsWith(func(c *app.Config) {
+				c.Scaling.RedisSentinels, c.Scaling.RedisMaster = []string{"127.0.0.1:26379", "[::1]:26380"}, "mymaster"
+			}),
+		},
+		{
+			name: "Sentinel from the file",
+			give: input{args: []string{"--config", "{file}"}, file: "scaling:\n  redis_sentinels: [10.0.0.1:26379, 10.0.0.2:26379]\n  redis_master: mymaster\n"},
+			want: defaultsWith(func(c *app.Config) {
+				c.Scaling.RedisSentinels, c.Scaling.RedisMaster = []string{"10.0.0.1:26379", "10.0.0.2:26379"}, "mymaster"
+			}),
+		},
+		{
+			name: "Redis Cluster from the file, the environment's list wins",
+			give: input{args: []string{"--config", "{file}"}, env: map[string]string{"REVERB_REDIS_CLUSTER": "10.0.0.9:7000"}, file: "scaling:\n  redis_cluster: [10.0.0.1:7000, 10.0.0.2:7000]\n"},
+			want: defaultsWith(func(c *app.Config) { c.Scaling.RedisCluster = []string{"10.0.0.9:7000"} }),
+		},
+		{
+			name: "Redis Cluster from the file",
+			give: input{args: []string{"--config", "{file}"}, file: "scaling:\n  redis_cluster: [10.0.0.1:7000, 10.0.0.2:7000]\n"},
+			want: defaultsWith(func(c *app.Config) { c.Scaling.RedisCluster = []string{"10.0.0.1:7000", "10.0.0.2:7000"} }),
+		},
+		{
 			name: "REDIS_URL overrides the file",
 			give: input{args: []string{"--config", "{file}"}, env: map[string]string{"REDIS_URL": "redis://env:6379/0"}, file: "scaling: {redis_url: 'redis://file:6379/0'}\n"},
 			want: defaultsWith(func(c *app.Config) { c.Scaling.RedisURL = "redis://env:6379/0" }),
@@ -413,6 +437,18 @@ func TestLoadErrors(t *testing.T) {
 		{"redis URL bad database", input{env: map[string]string{"FIZZ_SCALING_ENABLED": "true", "REDIS_URL": "redis://redis:6379/x"}}, `REDIS_URL: database "x" is not a number`},
 		{"redis URL from the file", input{args: []string{"--config", "{file}"}, file: "scaling:\n  enabled: true\n  redis_url: 'tcp://redis'\n"}, `{file}:3: scaling.redis_url: scheme "tcp"`},
 		{"REDIS_PORT not a number", input{env: map[string]string{"REDIS_HOST": "redis", "REDIS_PORT": "abc"}}, `REDIS_PORT: "abc" is not a port number`},
+		{"sentinel and cluster both set", input{env: map[string]string{"FIZZ_REDIS_SENTINELS": "127.0.0.1:26379", "FIZZ_REDIS_MASTER": "m", "FIZZ_REDIS_CLUSTER": "127.0.0.1:7000"}},
+			`FIZZ_REDIS_CLUSTER: must not be set with the Sentinel list: choose Sentinel or Redis Cluster`},
+		{"sentinels without a master", input{env: map[string]string{"REVERB_REDIS_SENTINELS": "127.0.0.1:26379"}}, `scaling.redis_master: must be set with the Sentinel list`},
+		{"sentinel without a port", input{env: map[string]string{"FIZZ_REDIS_SENTINELS": "127.0.0.1", "FIZZ_REDIS_MASTER": "m"}}, `FIZZ_REDIS_SENTINELS: entry 1 "127.0.0.1" is not a host:port address`},
+		{"cluster seed port out of range", input{env: map[string]string{"FIZZ_REDIS_CLUSTER": "a:7000,b:70000"}}, `FIZZ_REDIS_CLUSTER: entry 2 "b:70000" is not a host:port address`},
+		{"cluster seed without a host", input{env: map[string]string{"FIZZ_REDIS_CLUSTER": ":7000"}}, `FIZZ_REDIS_CLUSTER: entry 1 ":7000" is not a host:port address`},
+		{"cluster seed empty", input{env: map[string]string{"FIZZ_REDIS_CLUSTER": "a:7000,,b:7001"}}, `FIZZ_REDIS_CLUSTER: entry 2 is empty`},
+		{"cluster seed list empty in the file", input{args: []string{"--config", "{file}"}, file: "scaling:\n  redis_cluster: []\n"}, `{file}:2: scaling.redis_cluster: the list is empty`},
+		{"cluster seeds not a list in the file", input{args: []string{"--config", "{file}"}, file: "scaling:\n  redis_cluster: {a: b}\n"}, `scaling.redis_cluster: expected a list of host:port addresses`},
+		{"cluster with a brace in the channel", input{env: map[string]string{"FIZZ_REDIS_CLUSTER": "a:7000", "FIZZ_SCALING_CHANNEL": "fi{zz}"}}, `FIZZ_REDIS_CLUSTER: the scaling channel "fi{zz}" must not contain { or }`},
+		{"sentinels and master from the file, cluster from the environment", input{args: []string{"--config", "{file}"}, env: map[string]string{"FIZZ_REDIS_CLUSTER": "a:7000"},
+			file: "scaling:\n  redis_sentinels: [127.0.0.1:26379]\n  redis_master: m\n"}, `FIZZ_REDIS_CLUSTER: must not be set with the Sentinel list`},
 		{"REDIS_DB negative", input{env: map[string]string{"REDIS_DB": "-1"}}, `REDIS_DB: "-1" is not a database number`},
 		{"metrics port out of range", input{env: map[string]string{"FIZZ_METRICS_PORT": "99999"}}, `FIZZ_METRICS_PORT: 99999 is not a port number`},
 		{"log format", input{env: map[string]string{"FIZZ_LOG_FORMAT": "xml"}}, `FIZZ_LOG_FORMAT: "xml" is not text or json`},

@@ -44,6 +44,18 @@ var settings = []setting[Config]{
 	{path: "scaling.enabled", env: "SCALING_ENABLED", value: of(func(c *Config) *bool { return &c.Scaling.Enabled }, false, boolean, nil)},
 	{path: "scaling.channel", env: "SCALING_CHANNEL", value: of(func(c *Config) *string { return &c.Scaling.Channel }, "fizz", trimmed, channelName)},
 	redisURL,
+	{path: "scaling.redis_sentinels", env: "REDIS_SENTINELS", value: of(func(c *Config) *[]string { return &c.Scaling.RedisSentinels }, nil, addressList, addresses).
+		fromNode(stringList(errNotAddresses))},
+	{path: "scaling.redis_master", env: "REDIS_MASTER", value: of(func(c *Config) *string { return &c.Scaling.RedisMaster }, "", trimmed,
+		required("must be set with the Sentinel list: the name of the master the sentinels watch")).onlyIf(func(c *Config) bool { return c.Scaling.RedisSentinels != nil })},
+	{path: "scaling.redis_cluster", env: "REDIS_CLUSTER", value: of(func(c *Config) *[]string { return &c.Scaling.RedisCluster }, nil, addressList, addresses).
+		fromNode(stringList(errNotAddresses)).alsoCheck(func(c *Config) error {
+		if c.Scaling.RedisCluster == nil {
+			return nil
+		}
+		return cmp.Or(failIf(c.Scaling.RedisSentinels != nil, "must not be set with the Sentinel list: choose Sentinel or Redis Cluster"),
+			failIf(strings.ContainsAny(c.Scaling.Channel, "{}"), "the scaling channel %q must not contain { or }: on a Redis Cluster it is the keys' hash tag", c.Scaling.Channel))
+	})},
 	{path: "scaling.timeout", env: "SCALING_TIMEOUT", value: of(func(c *Config) *time.Duration { return &c.Scaling.Timeout }, 2*time.Second, duration, positive)},
 	{path: "scaling.lease", env: "SCALING_LEASE",
 		value: of(func(c *Config) *time.Duration { return &c.Scaling.Lease }, scaling.DefaultLease, duration, atLeast(300*time.Millisecond, "%s must be at least 300ms"))},
@@ -168,7 +180,8 @@ type field[O, T any] struct {
 	parse func(string) (T, error)     // a variable's, a flag's or a single value's in the file
 	node  func(*yaml.Node) (T, error) // the file's other nodes, for a value that may be a list or mapping
 	valid func(T) error
-	when  func(*O) bool // whether to check it; nil for always
+	when  func(*O) bool  // whether to check it; nil for always
+	also  func(*O) error // a check against other settings, once valid passed; nil for none
 }
 
 func of[O, T any](at func(*O) *T, def T, parse func(string) (T, error), valid func(T) error) field[O, T] {
@@ -177,6 +190,7 @@ func of[O, T any](at func(*O) *T, def T, parse func(string) (T, error), valid fu
 
 func (f field[O, T]) fromNode(node func(*yaml.Node) (T, error)) field[O, T] { f.node = node; return f }
 func (f field[O, T]) onlyIf(when func(*O) bool) field[O, T]                 { f.when = when; return f }
+func (f field[O, T]) alsoCheck(also func(*O) error) field[O, T]             { f.also = also; return f }
 
 func (f field[O, T]) reset(o *O, toDefault bool) {
 	if *f.at(o) = *new(T); toDefault {
@@ -196,7 +210,10 @@ func (f field[O, T]) check(o *O) error {
 	if f.valid == nil || f.when != nil && !f.when(o) {
 		return nil
 	}
-	return f.valid(*f.at(o))
+	if err := f.valid(*f.at(o)); err != nil || f.also == nil {
+		return err
+	}
+	return f.also(o)
 }
 
 // String is the default in --help, "" for the zero value.
@@ -252,6 +269,9 @@ func (setter[O]) check(*O) error                           { return nil }
 func raw(v string) (string, error)     { return v, nil }
 func trimmed(v string) (string, error) { return strings.TrimSpace(v), nil }
 func lower(v string) (string, error)   { return strings.ToLower(strings.TrimSpace(v)), nil }
+
+// addressList reads a comma-separated list of host:port addresses.
+func addressList(v string) ([]string, error) { return origins(v) }
 
 func origins(v string) ([]string, error) {
 	list := strings.Split(v, ",")

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,6 +77,30 @@ func channelName(s string) error {
 
 func credential(v string) error {
 	return cmp.Or(failIf(v == "", "must not be empty"), failIf(strings.TrimSpace(v) != v, "has leading or trailing spaces"))
+}
+
+var errNotAddresses = errors.New("expected a list of host:port addresses")
+
+// addresses checks a list of host:port addresses; nil is unset, an empty
+// list is an error.
+func addresses(list []string) error {
+	if list == nil {
+		return nil
+	}
+	if len(list) == 0 {
+		return errors.New("the list is empty; list at least one host:port, or remove the setting")
+	}
+	for i, a := range list {
+		host, p, err := net.SplitHostPort(a)
+		n, perr := strconv.Atoi(p)
+		switch {
+		case a == "":
+			return fmt.Errorf("entry %d is empty", i+1)
+		case err != nil || host == "" || perr != nil || n < 1 || n > 65535:
+			return fmt.Errorf("entry %d %q is not a host:port address", i+1, a)
+		}
+	}
+	return nil
 }
 
 func originList(list []string) error {

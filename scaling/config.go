@@ -9,7 +9,16 @@ type Config struct {
 	// Channel is the shared pub/sub channel and the prefix of every key.
 	Channel string
 	// RedisURL locates Redis: redis:// or rediss://, with user, password and db.
+	// With RedisSentinels or RedisCluster it gives only the credentials (and
+	// the db with Sentinel): its host and port are ignored.
 	RedisURL string
+	// RedisSentinels lists Sentinel host:port addresses; the master named
+	// RedisMaster is found through them and followed across failovers.
+	RedisSentinels []string
+	RedisMaster    string
+	// RedisCluster lists seed host:port addresses of a Redis Cluster:
+	// events go over sharded pub/sub and every key carries one hash tag.
+	RedisCluster []string
 	// Timeout bounds the wait for other nodes' answers to a query.
 	Timeout time.Duration
 	// Lease is how long a silent node's share of the shared state

@@ -23,6 +23,10 @@ type Envelope struct {
 	SocketID string          `json:"socket_id,omitempty"`
 	Seq      uint64          `json:"seq,omitempty"`
 	Payload  json.RawMessage `json:"payload,omitempty"`
+	// Route is the Pusher channel (of AppID) whose order the envelope
+	// keeps, set by the publisher of an event: a Sharder sends it over
+	// that channel's stream. Empty: the shared stream. Never sent.
+	Route string `json:"-"`
 }
 
 // ErrBadEnvelope wraps every reason an incoming envelope is refused.

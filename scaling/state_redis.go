@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,13 @@ const DefaultLease = 15 * time.Second
 //	{p}:conns:{app}                     node -> open sockets
 //	{p}:cache:{app}:{channel}           last event, expiring after CacheTTL
 //
+// On a Redis Cluster {p} is the scaling channel within braces, a hash
+// tag: every key is in one slot, so each script (and the re-assert, which
+// spans every channel of a node) runs on one shard, and the scripts
+// publish to the shared channel, a shard channel of that same slot, with
+// SPUBLISH. The events themselves go over the other shard channels
+// (Redis.Shard), which is where the traffic is.
+//
 // Each change runs as one Lua script, so it is atomic, and the script
 // decides the transitions it causes: it numbers them with the channel's
 // next Seq, publishes the member transitions on the scaling channel itself
@@ -63,8 +71,9 @@ const DefaultLease = 15 * time.Second
 // to a host whose clock is behind), the re-assert raises each counter to
 // the largest number the node's sockets have seen.
 type RedisState struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	pubsub  *Redis
+	sharded bool // a Redis Cluster: the scripts publish with SPUBLISH
 	prefix  string
 	node    string
 	lease   time.Duration
@@ -125,7 +134,7 @@ var (
 var errLinkDown = errors.New("the Redis link is down")
 
 // NewRedisState returns the State of the node of provider r, in the Redis
-// r uses, keys prefixed by cfg.Channel. It performs no I/O.
+// r uses, keys prefixed by r.Prefix(). It performs no I/O.
 func NewRedisState(r *Redis, cfg Config, log *slog.Logger) *RedisState {
 	lease := cfg.Lease
 	if lease <= 0 {
@@ -138,7 +147,7 @@ func NewRedisState(r *Redis, cfg Config, log *slog.Logger) *RedisState {
 	hooks := hookedKinds(cfg)
 	hooksJSON, _ := json.Marshal(hooks) // strings only: never fails
 	return &RedisState{
-		client: r.Client(), pubsub: r, prefix: cfg.Channel, node: r.Node(),
+		client: r.Client(), pubsub: r, sharded: r.Sharded(), prefix: r.Prefix(), node: r.Node(),
 		lease: lease, timeout: timeout, log: log,
 		hooks: hooks, hooksJSON: string(hooksJSON), outboxes: webhookApps(cfg),
 		unannounced: make(map[memberKey]struct{}),
@@ -244,6 +253,23 @@ local function counted(app, channel, before, after, seq, members)
 end
 `, seqTTL.Milliseconds(), int(goneTTL.Seconds()), Version, OutboxLimit)
 
+// script is a script of the shared state in its two forms: publishing
+// with PUBLISH, or with SPUBLISH on a Redis Cluster, where the shared
+// channel is a shard channel in the slot of the keys.
+type script struct{ plain, sharded *redis.Script }
+
+func newScript(src string) script {
+	return script{redis.NewScript(src), redis.NewScript(strings.ReplaceAll(src, "redis.call('PUBLISH',", "redis.call('SPUBLISH',"))}
+}
+
+// script returns the form of sc for this node's Redis.
+func (s *RedisState) script(sc script) *redis.Script {
+	if s.sharded {
+		return sc.sharded
+	}
+	return sc.plain
+}
+
 // channelKeys are the keys of a presence join or leave of userID:
 // KEYS[1..2] for whole(), then the channel's keys and this node's index
 // of channels.
@@ -260,7 +286,7 @@ func (s *RedisState) channelKeys(appID, channel, userID string) []string {
 // joinScript counts a subscription of this node's to a presence channel
 // as user ARGV[5]. It replies {'lost'}, {'full'}, or {'ok', seq,
 // transitions, members}: the member list after the change.
-var joinScript = redis.NewScript(prelude + `
+var joinScript = newScript(prelude + `
 if not whole() then return {'lost'} end
 local pubsub, node, app, channel, user, info = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 hooked[app], outbox, to, from = ARGV[9], function() return KEYS[11] end, pubsub, node
@@ -312,7 +338,7 @@ func (s *RedisState) join(ctx context.Context, appID, channel, userID string, in
 	if list {
 		flag = "1"
 	}
-	res, err := joinScript.Run(ctx, s.client, s.channelKeys(appID, channel, userID),
+	res, err := s.script(joinScript).Run(ctx, s.client, s.channelKeys(appID, channel, userID),
 		s.prefix, s.node, appID, channel, userID, string(infoOrNull(info)), maxMembers, stateKey(appID, channel), s.hooks[appID], flag).Slice()
 	if err != nil {
 		s.dirty.Store(true)
@@ -332,7 +358,7 @@ func (s *RedisState) join(ctx context.Context, appID, channel, userID string, in
 // leaveScript counts one subscription of this node's to a presence
 // channel as user ARGV[5] less. It replies {'lost'} or {'ok', seq,
 // transitions}; a user with no socket here in the state changes nothing.
-var leaveScript = redis.NewScript(prelude + `
+var leaveScript = newScript(prelude + `
 if not whole() then return {'lost'} end
 local pubsub, node, app, channel, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 hooked[app], outbox, to, from = ARGV[7], function() return KEYS[11] end, pubsub, node
@@ -366,7 +392,7 @@ func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID s
 	err := errLinkDown
 	if !s.down(true) {
 		var res []any
-		res, err = leaveScript.Run(ctx, s.client, s.channelKeys(appID, channel, userID),
+		res, err = s.script(leaveScript).Run(ctx, s.client, s.channelKeys(appID, channel, userID),
 			s.prefix, s.node, appID, channel, userID, stateKey(appID, channel), s.hooks[appID]).Slice()
 		var r reply
 		if err == nil {
@@ -395,7 +421,7 @@ func (s *RedisState) LeavePresence(ctx context.Context, appID, channel, userID s
 
 // membersScript reads a presence channel's members and its Seq at once:
 // {'lost'} or {'ok', seq, {}, members}.
-var membersScript = redis.NewScript(prelude + `
+var membersScript = newScript(prelude + `
 if not whole() then return {'lost'} end
 return {'ok', redis.call('GET', KEYS[3]) or '0', {}, redis.call('HGETALL', KEYS[4])}
 `)
@@ -406,7 +432,7 @@ func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string)
 		return Snapshot{}, errLinkDown
 	}
 	base := s.base(appID, channel)
-	res, err := membersScript.Run(ctx, s.client, []string{s.intactKey(), s.leaseKey(s.node), base + ":seq", base + ":members"}).Slice()
+	res, err := s.script(membersScript).Run(ctx, s.client, []string{s.intactKey(), s.leaseKey(s.node), base + ":seq", base + ":members"}).Slice()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("presence members %s: %w", channel, err)
 	}
@@ -420,7 +446,7 @@ func (s *RedisState) PresenceMembers(ctx context.Context, appID, channel string)
 // onlineScript reads which of the users ARGV are members of a presence
 // channel (UsersChannel: signed in), with the channel's Seq, at once:
 // {'lost'} or {'ok', seq, {}, members}.
-var onlineScript = redis.NewScript(prelude + `
+var onlineScript = newScript(prelude + `
 if not whole() then return {'lost'} end
 local out, flat = {}, redis.call('HMGET', KEYS[4], unpack(ARGV))
 for i, info in ipairs(flat) do
@@ -447,7 +473,7 @@ func (s *RedisState) Online(ctx context.Context, appID string, users []string) (
 	for i, u := range users {
 		args[i] = u
 	}
-	res, err := onlineScript.Run(ctx, s.client, keys, args...).Slice()
+	res, err := s.script(onlineScript).Run(ctx, s.client, keys, args...).Slice()
 	if err != nil {
 		return nil, 0, fmt.Errorf("online users: %w", err)
 	}
@@ -466,7 +492,7 @@ func (s *RedisState) Online(ctx context.Context, appID string, users []string) (
 
 // countScript sets this node's subscriptions to one channel to ARGV[4]:
 // {'lost'} or {'ok', seq, transitions}.
-var countScript = redis.NewScript(prelude + `
+var countScript = newScript(prelude + `
 if not whole() then return {'lost'} end
 local node, app, channel, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 hooked[app], outbox, to, from = ARGV[6], function() return KEYS[7] end, ARGV[7], ARGV[1]
@@ -500,7 +526,7 @@ func (s *RedisState) SetSubscriptions(ctx context.Context, counts []ChannelCount
 			for _, c := range counts {
 				base := s.base(c.AppID, c.Channel)
 				keys := []string{s.intactKey(), s.leaseKey(s.node), base + ":subs", base + ":count", base + ":seq", s.channelsKey(s.node), s.outboxKey(c.AppID)}
-				countScript.EvalSha(ctx, p, keys, s.node, c.AppID, c.Channel, c.Subscriptions, stateKey(c.AppID, c.Channel), s.hooks[c.AppID], s.prefix)
+				s.script(countScript).EvalSha(ctx, p, keys, s.node, c.AppID, c.Channel, c.Subscriptions, stateKey(c.AppID, c.Channel), s.hooks[c.AppID], s.prefix)
 			}
 			return nil
 		})
@@ -509,7 +535,7 @@ func (s *RedisState) SetSubscriptions(ctx context.Context, counts []ChannelCount
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Redis restarted and forgot the script; counts are absolute,
 		// so the channels written already take the same numbers again.
-		if err = countScript.Load(ctx, s.client).Err(); err == nil {
+		if err = s.script(countScript).Load(ctx, s.client).Err(); err == nil {
 			cmds, err = run()
 		}
 	}
@@ -663,7 +689,7 @@ func (s *RedisState) LastEvent(ctx context.Context, appID, channel string) ([]by
 }
 
 // addConnScript replies 'lost', 'ok' or 'full'.
-var addConnScript = redis.NewScript(prelude + `
+var addConnScript = newScript(prelude + `
 if not whole() then return 'lost' end
 local limit = tonumber(ARGV[2])
 if limit > 0 then
@@ -676,7 +702,7 @@ redis.call('SADD', KEYS[4], ARGV[3])
 return 'ok'
 `)
 
-var removeConnScript = redis.NewScript(prelude + `
+var removeConnScript = newScript(prelude + `
 if not whole() then return 'lost' end
 if redis.call('HINCRBY', KEYS[3], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
 return 'ok'
@@ -691,7 +717,7 @@ func (s *RedisState) AddConnection(ctx context.Context, appID string, limit int)
 	if s.down(true) {
 		return false, errLinkDown
 	}
-	status, err := addConnScript.Run(ctx, s.client, s.connKeys(appID), s.node, limit, appID).Text()
+	status, err := s.script(addConnScript).Run(ctx, s.client, s.connKeys(appID), s.node, limit, appID).Text()
 	switch {
 	case err != nil:
 		s.dirty.Store(true)
@@ -707,7 +733,7 @@ func (s *RedisState) RemoveConnection(ctx context.Context, appID string) error {
 	if s.down(true) {
 		return errLinkDown
 	}
-	status, err := removeConnScript.Run(ctx, s.client, s.connKeys(appID), s.node).Text()
+	status, err := s.script(removeConnScript).Run(ctx, s.client, s.connKeys(appID), s.node).Text()
 	switch {
 	case err != nil:
 		s.dirty.Store(true)

@@ -54,8 +54,8 @@ func (s *RedisState) Recover(ctx context.Context) error {
 	}
 	// PUBLISH counts every subscriber of the channel, a monitoring
 	// client too; the nodes are those with a reply channel.
-	if nodes, err := s.client.PubSubChannels(ctx, globEscape(s.prefix)+":node:*").Result(); err == nil {
-		want = min(want, int64(len(nodes)))
+	if nodes, err := s.pubsub.replyChannels(ctx); err == nil {
+		want = min(want, int64(nodes))
 	}
 	timer := time.NewTimer(s.timeout)
 	defer timer.Stop()

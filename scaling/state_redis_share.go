@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // replaceShareScript replaces a node's whole share with the truth in
@@ -22,7 +20,7 @@ import (
 // publishes the member transitions, as the other scripts do. After Redis
 // lost the node's share, what the re-assert adds was never seen gone by
 // anyone, so it is put back without being announced.
-var replaceShareScript = redis.NewScript(prelude + `
+var replaceShareScript = newScript(prelude + `
 local prefix, node, mode, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local pubsub, origin = ARGV[6], ARGV[7]
 hooked, outbox, to, from = cjson.decode(ARGV[8]), function(app) return prefix .. ':wh:' .. app end, ARGV[6], ARGV[7]
@@ -186,7 +184,7 @@ func (s *RedisState) replaceShare(ctx context.Context, node, mode string, share 
 		s.prefix + ":node:" + node + ":apps",
 		s.prefix + ":reaped:" + node,
 	}
-	res, err := replaceShareScript.Run(ctx, s.client, keys, s.prefix, node, mode, s.lease.Milliseconds(), body, s.prefix, s.node, s.hooksJSON).Slice()
+	res, err := s.script(replaceShareScript).Run(ctx, s.client, keys, s.prefix, node, mode, s.lease.Milliseconds(), body, s.prefix, s.node, s.hooksJSON).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("%s share of node %s: %w", mode, node, err)
 	}
@@ -219,6 +217,11 @@ func (s *RedisState) Run(ctx context.Context, source ShareSource, decided func(c
 		s.heartbeat(ctx)
 		select {
 		case <-tick.C:
+		case <-s.pubsub.Reconnected():
+			// Redis may have lost part of this node's share (a new
+			// master after a failover, a restart): re-assert it now, as
+			// after a write that failed.
+			s.dirty.Store(true)
 		case <-ctx.Done():
 			s.leave()
 			return
@@ -303,7 +306,7 @@ func (s *RedisState) gone(ctx context.Context) {
 	var out []Transition
 	for p := range pending {
 		base := s.base(p.appID, p.channel)
-		text, err := goneScript.Run(ctx, s.client, []string{base + ":members", base + ":seq", base + ":gone:" + p.userID, s.outboxKey(p.appID)},
+		text, err := s.script(goneScript).Run(ctx, s.client, []string{base + ":members", base + ":seq", base + ":gone:" + p.userID, s.outboxKey(p.appID)},
 			p.userID, s.prefix, s.node, p.appID, p.channel, s.hooks[p.appID]).Text()
 		if err != nil {
 			s.mu.Lock()
@@ -326,7 +329,7 @@ func (s *RedisState) gone(ctx context.Context) {
 // reap or a re-assert, or by another node that could not write its leave
 // either): every announced removal leaves the gone marker KEYS[3], and
 // every announced arrival deletes it. It replies the change's Seq, or 0.
-var goneScript = redis.NewScript(prelude + `
+var goneScript = newScript(prelude + `
 local user, pubsub, origin, app, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 hooked[app], outbox, to, from = ARGV[6], function() return KEYS[4] end, ARGV[2], ARGV[3]
 if redis.call('HEXISTS', KEYS[1], user) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return '0' end

@@ -3,6 +3,7 @@ package scaling_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/scaling"
+	"github.com/fizz-server/fizz/test/harness"
 )
 
 // byChannel groups transitions by channel, in order.
@@ -438,4 +440,72 @@ func TestRedisStateReloadsFlushedScripts(t *testing.T) {
 	requireOneChange(t, ts, "presence-scripts", "u2", []scaling.TransitionKind{added, count}, 2)
 	ts = s.mustLeave(t, "presence-scripts", "u2")
 	requireOneChange(t, ts, "presence-scripts", "u2", []scaling.TransitionKind{removed, count}, 1)
+}
+
+// TestRedisStateReassertsAfterReconnect: a Sentinel failover promotes a
+// replica that may lack the last writes, while the lease and the intact
+// mark made it across. When the link comes back, the node re-asserts its
+// share at once: what the new master lacks is written back.
+func TestRedisStateReassertsAfterReconnect(t *testing.T) {
+	c := newRedisCluster(t)
+	if !c.rd.Real() {
+		t.Skip("CLIENT KILL needs redis-server")
+	}
+	a := c.running(t, nodeOptions{lease: time.Minute}) // no heartbeat during the test
+	a.mustJoin(t, "presence-failover", "u1")
+	members := c.prefix + ":ch:" + testApp + ":presence-failover:members"
+	require.True(t, c.exists(t, members))
+
+	// The writes the replica never received.
+	keys, err := c.rc.Keys(t.Context(), c.prefix+":ch:"+testApp+":presence-failover:*").Result() // no glob character in either
+	require.NoError(t, err)
+	require.NoError(t, c.rc.Del(t.Context(), keys...).Err())
+	require.True(t, c.exists(t, c.prefix+":lease:"+a.node), "the lease made it across")
+	// The failover: the node's subscription connection is cut.
+	require.NoError(t, c.rc.ClientKillByFilter(t.Context(), "TYPE", "pubsub").Err())
+
+	require.Eventually(t, func() bool { return c.exists(t, members) }, stateWait, stateTick,
+		"the node re-asserts its share once its link is back")
+	in, err := c.rc.HExists(t.Context(), members, "u1").Result()
+	require.NoError(t, err)
+	assert.True(t, in, "u1 is a member again")
+}
+
+// TestRedisPublishTimeoutIsNotDeliveredTwice: a PUBLISH sent to a stalled
+// Redis times out, but Redis delivers it once it resumes; the publisher
+// must not have delivered a local copy too.
+func TestRedisPublishTimeoutIsNotDeliveredTwice(t *testing.T) {
+	rd := harness.StartRedis(t)
+	if !rd.Real() {
+		t.Skip("pausing Redis needs redis-server")
+	}
+	cfg := scaling.Config{Enabled: true, RedisURL: rd.URL, Channel: "fizz-publish-timeout"}
+	r, err := scaling.NewRedis(cfg, harness.Logger(t), nil)
+	require.NoError(t, err)
+	var got atomic.Int64
+	require.NoError(t, r.Subscribe(context.Background(), func(_ context.Context, e scaling.Envelope) {
+		if e.Kind == "probe" {
+			got.Add(1)
+		}
+	}))
+	t.Cleanup(func() { _ = r.Close() })
+	require.Eventually(t, r.Up, stateWait, stateTick, "the link comes up")
+	// A first PUBLISH leaves an open connection, so that the next one is
+	// written to Redis at once rather than waiting for a new connection.
+	_, err = r.Publish(context.Background(), scaling.Envelope{Kind: "warm-up"})
+	require.NoError(t, err)
+
+	paused := make(chan struct{})
+	go func() {
+		defer close(paused)
+		rd.Pause(1500 * time.Millisecond) // longer than a command's timeout, shorter than the link's ping
+	}()
+	time.Sleep(100 * time.Millisecond) // the pause has begun
+	_, err = r.Publish(context.Background(), scaling.Envelope{Kind: "probe"})
+	require.Error(t, err, "no answer from a stalled Redis")
+	assert.NotErrorIs(t, err, scaling.ErrLocalOnly, "not delivered locally")
+	<-paused
+	require.Eventually(t, func() bool { return got.Load() == 1 }, stateWait, stateTick, "Redis delivers it once it resumes")
+	time.Sleep(200 * time.Millisecond) // a second copy would be here by now
+	assert.Equal(t, int64(1), got.Load(), "delivered once")
 }

@@ -43,16 +43,26 @@ func New(pubsub scaling.PubSubProvider, manager *channels.Manager, s *stats.Stat
 }
 
 // Dispatch publishes ev for appID to every node. The socket exceptID, on
-// whichever node it lives, does not receive it.
+// whichever node it lives, does not receive it. Over a sharded provider
+// (a Redis Cluster) an event on channels of several shards goes as one
+// envelope per shard, each on the stream that keeps its channels' order.
 func (d *Dispatcher) Dispatch(ctx context.Context, appID string, ev Event, exceptID string) error {
-	payload, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("encode event %q: %w", ev.Name, err)
-	}
-	e := scaling.Envelope{V: scaling.Version, Kind: KindEvent, AppID: appID, SocketID: exceptID, Payload: payload}
-	d.stats.EventTriggered(appID, ev.Name, ev.Client)
-	if _, err := d.pubsub.Publish(ctx, e); err != nil {
-		return fmt.Errorf("publish event %q: %w", ev.Name, err)
+	for i, group := range scaling.GroupByShard(d.pubsub, appID, ev.Channels) {
+		ev.Channels = group
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode event %q: %w", ev.Name, err)
+		}
+		if i == 0 {
+			d.stats.EventTriggered(appID, ev.Name, ev.Client)
+		}
+		e := scaling.Envelope{V: scaling.Version, Kind: KindEvent, AppID: appID, SocketID: exceptID, Payload: payload}
+		if len(group) > 0 {
+			e.Route = group[0]
+		}
+		if _, err := d.pubsub.Publish(ctx, e); err != nil {
+			return fmt.Errorf("publish event %q: %w", ev.Name, err)
+		}
 	}
 	return nil
 }

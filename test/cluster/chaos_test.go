@@ -346,6 +346,12 @@ const inFlight = 250 * time.Millisecond
 // link is up every node, the publisher included, hears an event back from
 // Redis, so such an event may be lost for all of them.
 func (e ackedEvents) missingFrom(got []int) (missing []int, excused int) {
+	return e.missingExcept(got, e.nearDeath)
+}
+
+// missingExcept lists the acknowledged events got lacks, and counts those
+// it excuses: acknowledged at a time excuse accepts.
+func (e ackedEvents) missingExcept(got []int, excuse func(time.Time) bool) (missing []int, excused int) {
 	have := make(map[int]bool, len(got))
 	for _, s := range got {
 		have[s] = true
@@ -353,7 +359,7 @@ func (e ackedEvents) missingFrom(got []int) (missing []int, excused int) {
 	for i, s := range e.seqs {
 		switch {
 		case have[s]:
-		case e.nearDeath(e.at[i]):
+		case excuse(e.at[i]):
 			excused++
 		default:
 			missing = append(missing, s)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -68,8 +69,12 @@ func fromNode(name string, h *harness.Node) *node {
 }
 
 // cluster is one private Redis and the scaling settings its nodes share.
+// With FIZZ_TEST_REDIS=cluster the Redis is a three-master Redis Cluster
+// (shards is set) and redis stands for no server: a test that restarts,
+// pauses or reads the one redis-server skips there.
 type cluster struct {
 	redis   *harness.Redis
+	shards  *harness.RedisCluster
 	channel string
 }
 
@@ -81,10 +86,20 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 // unique to t.
 func newCluster(t testing.TB) *cluster {
 	t.Helper()
-	r := harness.StartRedis(t)
-	t.Logf("using %s", r)
 	name := unsafeChars.ReplaceAllString(t.Name(), "-")
-	return &cluster{redis: r, channel: fmt.Sprintf("fizz-test-%s-%d", name, seq.Add(1))}
+	c := &cluster{channel: fmt.Sprintf("fizz-test-%s-%d", name, seq.Add(1))}
+	switch topology := os.Getenv("FIZZ_TEST_REDIS"); topology {
+	case "", "single":
+		c.redis = harness.StartRedis(t)
+		t.Logf("using %s", c.redis)
+	case "cluster":
+		c.shards = harness.StartRedisCluster(t)
+		c.redis = harness.NoRedisServer(t, "FIZZ_TEST_REDIS=cluster: this test acts on the one redis-server of the single shape")
+		t.Logf("using a Redis Cluster at %s", strings.Join(c.shards.Addrs, ","))
+	default:
+		t.Fatalf("FIZZ_TEST_REDIS=%q: want single or cluster", topology)
+	}
+	return c
 }
 
 // start starts an in-process node of the cluster; mutate may change its
@@ -93,7 +108,11 @@ func (c *cluster) start(t testing.TB, name string, mutate func(*app.Config)) *no
 	t.Helper()
 	h := harness.Start(t, func(cfg *app.Config) {
 		cfg.Scaling.Enabled = true
-		cfg.Scaling.RedisURL = c.redis.URL
+		if c.shards != nil {
+			cfg.Scaling.RedisCluster = c.shards.Addrs
+		} else {
+			cfg.Scaling.RedisURL = c.redis.URL
+		}
 		cfg.Scaling.Channel = c.channel
 		cfg.Scaling.Lease = lease
 		cfg.Apps[0].ClientEventsPerSecond = 0 // the fan-out sends many
@@ -114,6 +133,10 @@ func (c *cluster) startProcess(t testing.TB, name string, env map[string]string)
 		"FIZZ_SCALING_CHANNEL": c.channel,
 		"FIZZ_SCALING_LEASE":   lease.String(),
 		"FIZZ_LOG_LEVEL":       "debug",
+	}
+	if c.shards != nil {
+		delete(vars, "REDIS_URL")
+		vars["FIZZ_REDIS_CLUSTER"] = strings.Join(c.shards.Addrs, ",")
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -26,6 +26,7 @@ type Redis struct {
 	URL  string
 
 	t    testing.TB
+	skip string // NoRedisServer's reason to skip what acts on the server
 	port int
 	dir  string
 	cmd  *exec.Cmd
@@ -58,8 +59,23 @@ func StartRedis(t testing.TB) *Redis {
 	return r
 }
 
+// NoRedisServer stands for the one redis-server where a test runs against
+// another shape of Redis: Real is false (there is no server process to
+// restart or pause), and Stop, Restart, Pause and Client skip the test
+// with why.
+func NoRedisServer(t testing.TB, why string) *Redis {
+	return &Redis{t: t, skip: why}
+}
+
+// skipped skips the test when r stands for no server.
+func (r *Redis) skipped() {
+	if r.skip != "" {
+		r.t.Skip(r.skip)
+	}
+}
+
 // Real reports whether this is a redis-server process (not miniredis).
-func (r *Redis) Real() bool { return r.mini == nil }
+func (r *Redis) Real() bool { return r.mini == nil && r.skip == "" }
 
 func (r *Redis) start() {
 	r.t.Helper()
@@ -67,13 +83,20 @@ func (r *Redis) start() {
 		require.NoError(r.t, r.mini.Restart())
 		return
 	}
-	r.cmd = exec.Command("redis-server",
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", "")
+	r.cmd = startServer(r.t, r.dir, r.port, "--save", "", "--appendonly", "no")
+}
+
+// startServer starts a redis-server on port of 127.0.0.1 in dir, with
+// args added (a config file first, as --sentinel needs), and waits until
+// it answers a PING.
+func startServer(t testing.TB, dir string, port int, args ...string) *exec.Cmd {
+	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cmd := exec.Command("redis-server", append(args, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir, "--logfile", "")...)
 	// redis-server dies with the test binary, even when that is killed.
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(r.t, r.cmd.Start(), "start redis-server")
-	client := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start(), "start redis-server")
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer client.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -81,24 +104,30 @@ func (r *Redis) start() {
 		err := client.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return
+			return cmd
 		}
-		require.True(r.t, time.Now().Before(deadline), "redis-server on %s did not answer: %v", r.Addr, err)
+		require.True(t, time.Now().Before(deadline), "redis-server on %s did not answer: %v", addr, err)
 		time.Sleep(20 * time.Millisecond) // polling a child process's start-up
 	}
 }
 
+// kill kills a process started by startServer and reaps it; nil is fine.
+func kill(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Kill() // already gone is fine
+	_ = cmd.Wait()         // reports the kill
+}
+
 // Stop stops Redis; its data is lost (no persistence). Stop twice is fine.
 func (r *Redis) Stop() {
+	r.skipped()
 	if r.mini != nil {
 		r.mini.Close()
 		return
 	}
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill() // already gone is fine
-	_ = r.cmd.Wait()         // reports the kill
+	kill(r.cmd)
 	r.cmd = nil
 }
 
@@ -106,6 +135,7 @@ func (r *Redis) Stop() {
 // without persistence comes back after a crash.
 func (r *Redis) Restart() {
 	r.t.Helper()
+	r.skipped()
 	r.Stop()
 	if r.mini != nil {
 		r.mini.FlushAll()
@@ -115,6 +145,7 @@ func (r *Redis) Restart() {
 
 // Client returns a go-redis client for this Redis, closed when t ends.
 func (r *Redis) Client(t testing.TB) *redis.Client {
+	r.skipped()
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -169,6 +200,7 @@ func tick(m *miniredis.Miniredis) (stop func()) {
 // answered. It fails the test on miniredis, which cannot be paused.
 func (r *Redis) Pause(d time.Duration) {
 	r.t.Helper()
+	r.skipped()
 	require.NotNil(r.t, r.cmd, "Pause needs a running redis-server")
 	require.NoError(r.t, r.cmd.Process.Signal(syscall.SIGSTOP))
 	time.Sleep(d)
