@@ -35,7 +35,7 @@ type Server struct {
 	registry *connection.Registry
 	log      *slog.Logger
 	obs      Observer // nil: none
-	refusals *refusalLog
+	refusals *Refusals
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -54,7 +54,7 @@ func New(cfg Config, registry *connection.Registry, log *slog.Logger, obs Observ
 	if cfg.HeaderTimeout <= 0 {
 		cfg.HeaderTimeout = DefaultHeaderTimeout
 	}
-	s := &Server{cfg: cfg, registry: registry, log: log, obs: obs, refusals: &refusalLog{last: map[string]time.Time{}}}
+	s := &Server{cfg: cfg, registry: registry, log: log, obs: obs, refusals: NewRefusals()}
 	fc := fiber.Config{
 		AppName:               "fizz",
 		DisableStartupMessage: true,
@@ -92,25 +92,9 @@ func (s *Server) refuse(reason, msg string, value string) {
 	if s.obs != nil {
 		s.obs.Refused(reason)
 	}
-	if s.refusals.due(reason) {
+	if s.refusals.Due(reason, "") {
 		s.log.Warn(msg+" (logged once a minute)", "reason", reason, "value", value)
 	}
-}
-
-// refusalLog remembers when each reason was last logged.
-type refusalLog struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-func (r *refusalLog) due(reason string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if at, ok := r.last[reason]; ok && time.Since(at) < time.Minute {
-		return false
-	}
-	r.last[reason] = time.Now()
-	return true
 }
 
 // App returns the *fiber.App routes are mounted on.
