@@ -165,13 +165,7 @@ func TestFanoutSlowConsumer(t *testing.T) {
 // TestFanoutStopRunsWaitingChunks: at Stop, a chunk still waiting for a
 // pool goroutine is written elsewhere.
 func TestFanoutStopRunsWaitingChunks(t *testing.T) {
-	w := NewWriters()
-	w.max = 1
-	w.Start()
-	busy, busyTr := pooled(t, w, -1, false)
-	busyTr.hold = make(chan struct{})
-	busy.Send([]byte(`{"event":"in flight"}`))
-	<-busyTr.entered
+	w, busyTr := busyPool(t)
 
 	trs := make([]*tryTransport, 3)
 	var out Fanout
