@@ -13,10 +13,16 @@ const fanoutChunk = 128
 // pool by itself: the sockets are gathered, and the pool gets one job per
 // fanoutChunk of them, which writes to each in turn. A socket that is
 // behind keeps its writer and gathers the frames to coalesce, as with
-// SendFrame. A Fanout is used by one goroutine; Flush must end every use.
+// SendFrame. When the pool is behind as the fan-out begins (sockets wait
+// for a pool goroutine: events come faster than they are written), each
+// socket is handed to the pool by itself, as by SendFrame: its writer
+// then takes its turn in the line with the others, and by then more
+// frames have come to join its write. A Fanout is used by one goroutine;
+// Flush must end every use.
 type Fanout struct {
-	pool  *Writers
-	conns []*Conn
+	pool   *Writers
+	conns  []*Conn
+	behind bool // the pool had sockets waiting when this fan-out began
 }
 
 // Send queues frame to c (see SendFrame).
@@ -31,6 +37,11 @@ func (f *Fanout) Send(c *Conn, frame []byte) {
 		if c.pool != f.pool {
 			f.Flush()
 			f.pool = c.pool
+			f.behind = c.pool.backlog() > 0
+		}
+		if f.behind {
+			c.startWriter() // one job per socket, as SendFrame
+			return
 		}
 		if f.conns == nil {
 			f.conns = make([]*Conn, 0, fanoutChunk)

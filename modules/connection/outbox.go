@@ -221,13 +221,6 @@ func (o *outbox) endTurn() (more bool) {
 	return more
 }
 
-// hasQueued reports whether frames wait to be taken.
-func (o *outbox) hasQueued() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.queue) > 0 || o.final != nil
-}
-
 // isCut reports whether finish(true) forbade writes.
 func (o *outbox) isCut() bool {
 	o.mu.Lock()

@@ -57,8 +57,8 @@ func (c *Conn) writePooled(others bool) {
 			}
 			return
 		}
-		if !first && c.out.hasQueued() && c.pool.yield((*pooledWriter)(c)) {
-			return // back of the line: the sockets waiting go first
+		if !first && c.pool.yield((*pooledWriter)(c)) {
+			return // back of the line: the sockets waiting go first, and more frames come meanwhile
 		}
 		b, ok := c.nextBatch()
 		if !ok {
