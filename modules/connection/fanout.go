@@ -80,7 +80,7 @@ func (j *fanoutJob) run() {
 		if i > 0 {
 			runtime.Gosched()
 		}
-		c.writePooled(i < len(j.conns)-1)
+		c.writePooled(true)
 	}
 }
 

@@ -47,11 +47,14 @@ func (w *pooledWriter) detach() { (*Conn)(w).spawn(nil) }
 // writePooled writes batches without waiting for the peer. It hands the
 // socket to a goroutine of its own when the peer cannot take a whole
 // batch, and goes to the back of the pool's line when it has more to
-// write and other sockets wait: in the pool's line, or, with others, in
-// the same job (a broadcast's chunk).
-func (c *Conn) writePooled(others bool) {
+// write and other sockets wait in the pool's line. In a broadcast's chunk
+// (inChunk) it writes one batch, then goes on, if it has more, as a job
+// of its own: the sockets after it in the chunk go first, and no job
+// lingers in the line with nothing to write (the next broadcast would
+// take the pool for behind).
+func (c *Conn) writePooled(inChunk bool) {
 	for first := true; ; first = false {
-		if !first && others {
+		if !first && inChunk {
 			if c.out.endTurn() {
 				c.startWriter() // the writer goes on, as a job of its own
 			}
