@@ -86,15 +86,13 @@ func (ch *Channel) subscribers() []*connection.Conn {
 // broadcast queues frame to every subscriber but the socket exceptID.
 func (ch *Channel) broadcast(frame []byte, exceptID string) int {
 	n := 0
-	var out connection.Fanout
 	for _, c := range ch.subscribers() {
 		if exceptID != "" && c.ID() == exceptID {
 			continue
 		}
-		out.Send(c, frame)
+		c.SendFrame(frame)
 		n++
 	}
-	out.Flush()
 	return n
 }
 
@@ -108,7 +106,6 @@ func (ch *Channel) broadcastMember(frame []byte, exceptID string, seq uint64) in
 	defer ch.mu.Unlock()
 	ch.seen = max(ch.seen, seq)
 	n := 0
-	var out connection.Fanout
 	for c, s := range ch.subs {
 		if exceptID != "" && c.ID() == exceptID {
 			continue
@@ -119,11 +116,10 @@ func (ch *Channel) broadcastMember(frame []byte, exceptID string, seq uint64) in
 		case seq != 0 && seq <= s.after:
 			continue
 		default:
-			out.Send(c, frame)
+			c.SendFrame(frame)
 		}
 		n++
 	}
-	out.Flush()
 	return n
 }
 

@@ -105,15 +105,13 @@ func (m *Manager) BroadcastCount(appID, channel string, frame []byte, seq uint64
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	n := 0
-	var out connection.Fanout
 	for c, s := range ch.subs {
 		if !s.pending && s.counted < seq {
 			s.counted = seq
-			out.Send(c, frame)
+			c.SendFrame(frame)
 			n++
 		}
 	}
-	out.Flush()
 	return n
 }
 

@@ -203,24 +203,6 @@ func (o *outbox) fail() {
 	o.writers.Done()
 }
 
-// endTurn ends a writer's turn after a batch: when nothing is left to
-// take, the writer is done (as when take returns nil) and endTurn reports
-// false; otherwise the writer must go on, and the caller starts it anew.
-// (Checking and taking in two steps would let a steady sender keep one
-// writer going for ever.)
-func (o *outbox) endTurn() (more bool) {
-	o.mu.Lock()
-	more = o.final != nil || (o.state != stateClosed && len(o.queue) > 0)
-	if !more {
-		o.writing = false
-	}
-	o.mu.Unlock()
-	if !more {
-		o.writers.Done()
-	}
-	return more
-}
-
 // isCut reports whether finish(true) forbade writes.
 func (o *outbox) isCut() bool {
 	o.mu.Lock()

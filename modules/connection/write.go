@@ -12,9 +12,7 @@ import (
 // socket's own, which may (writeOwn): when the pool is not running, when
 // the transport cannot write without waiting, and when the peer's socket
 // buffer is full, so that one slow peer never holds a pool goroutine.
-// spawn is the one place that goroutine starts. A broadcast hands the
-// pool its sockets by the chunk, not one by one (fanout.go). A lone frame
-// is written as it is; several are joined into one pooled buffer.
+// spawn is the one place that goroutine starts.
 
 // startWriter runs the writer the outbox asked for: on the pool when it
 // takes it, else on a goroutine of its own.
@@ -41,41 +39,32 @@ type leftover struct {
 // pooledWriter is a Conn's writer as a job of the Writers pool.
 type pooledWriter Conn
 
-func (w *pooledWriter) run()    { (*Conn)(w).writePooled(false) }
+func (w *pooledWriter) run()    { (*Conn)(w).writePooled() }
 func (w *pooledWriter) detach() { (*Conn)(w).spawn(nil) }
 
 // writePooled writes batches without waiting for the peer. It hands the
 // socket to a goroutine of its own when the peer cannot take a whole
-// batch, and goes to the back of the pool's line when it has more to
-// write and other sockets wait in the pool's line. In a broadcast's chunk
-// (inChunk) it writes one batch, then goes on, if it has more, as a job
-// of its own: the sockets after it in the chunk go first, and no job
-// lingers in the line with nothing to write (the next broadcast would
-// take the pool for behind).
-func (c *Conn) writePooled(inChunk bool) {
-	for first := true; ; first = false {
-		if !first && inChunk {
-			if c.out.endTurn() {
-				c.startWriter() // the writer goes on, as a job of its own
-			}
-			return
-		}
-		if !first && c.pool.yield((*pooledWriter)(c)) {
-			return // back of the line: the sockets waiting go first, and more frames come meanwhile
-		}
-		b, ok := c.nextBatch()
+// batch, and goes to the back of the pool's line between batches when
+// other sockets wait.
+func (c *Conn) writePooled() {
+	for {
+		buf, frames, final, ok := c.nextBatch()
 		if !ok {
 			return
 		}
-		sent, err := c.tryWrite(b.data)
-		if err == nil && sent < len(b.data) {
+		size := len(*buf)
+		sent, err := c.tryWrite(*buf)
+		if err == nil && sent < size {
 			c.out.waiting(false)
-			c.spawn(b.rest(sent))
+			c.spawn(&leftover{buf: buf, sent: sent, frames: frames, final: final})
 			return
 		}
-		b.release()
-		if !c.wrote(b.frames, len(b.data), b.final, err) {
+		putBuffer(buf)
+		if !c.wrote(frames, size, final, err) {
 			return
+		}
+		if c.pool.yield((*pooledWriter)(c)) {
+			return // back of the line: the sockets waiting go first
 		}
 	}
 }
@@ -92,64 +81,32 @@ func (c *Conn) writeOwn(rest *leftover) {
 		}
 	}
 	for {
-		b, ok := c.nextBatch()
+		buf, frames, final, ok := c.nextBatch()
 		if !ok {
 			return
 		}
-		err := c.writeAll(b.data)
-		b.release()
-		if !c.wrote(b.frames, len(b.data), b.final, err) {
+		size := len(*buf)
+		err := c.writeAll(*buf)
+		putBuffer(buf)
+		if !c.wrote(frames, size, final, err) {
 			return
 		}
 	}
 }
 
-// batch is what one write sends: a lone frame as it is (shared with the
-// other sockets it was queued to), several joined in a pooled buffer.
-type batch struct {
-	data   []byte
-	buf    *[]byte // the pooled buffer data is in; nil for a lone frame
-	frames int
-	final  bool
-}
-
-// release returns the batch's buffer to the pool.
-func (b batch) release() {
-	if b.buf != nil {
-		putBuffer(b.buf)
+// nextBatch takes the outbox's next batch and joins its frames into one
+// pooled buffer. ok is false when the writer is done.
+func (c *Conn) nextBatch() (buf *[]byte, frames int, final, ok bool) {
+	batch, final := c.out.take()
+	if batch == nil {
+		return nil, 0, false, false
 	}
-}
-
-// rest returns what is left to write after sent bytes, in a buffer of
-// its own: a lone frame's bytes are shared and must not be kept.
-func (b batch) rest(sent int) *leftover {
-	buf := b.buf
-	if buf == nil {
-		buf = getBuffer()
-		*buf = append(*buf, b.data...)
+	buf = getBuffer()
+	for _, f := range batch {
+		*buf = append(*buf, f...)
 	}
-	return &leftover{buf: buf, sent: sent, frames: b.frames, final: b.final}
-}
-
-// nextBatch takes the outbox's next batch; several frames are joined into
-// one pooled buffer. ok is false when the writer is done.
-func (c *Conn) nextBatch() (b batch, ok bool) {
-	frames, final := c.out.take()
-	if frames == nil {
-		return batch{}, false
-	}
-	b = batch{frames: len(frames), final: final}
-	if len(frames) == 1 {
-		b.data = frames[0]
-	} else {
-		b.buf = getBuffer()
-		for _, f := range frames {
-			*b.buf = append(*b.buf, f...)
-		}
-		b.data = *b.buf
-	}
-	c.out.recycle(frames, final)
-	return b, true
+	c.out.recycle(batch, final)
+	return buf, len(batch), final, true
 }
 
 // wrote records a write's outcome and reports whether the writer goes on:

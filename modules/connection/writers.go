@@ -89,13 +89,6 @@ func (w *Writers) offer(j job) bool {
 	return true
 }
 
-// backlog returns how many jobs wait for a pool goroutine.
-func (w *Writers) backlog() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.waiting)
-}
-
 // yield puts j, which is running and has more to do, at the back of the
 // line when other jobs wait for a pool goroutine; it reports whether it
 // did (j must then return at once).

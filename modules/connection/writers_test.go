@@ -138,7 +138,13 @@ func TestWritersBeforeStartAndAfterStop(t *testing.T) {
 // in line; Stop waits for the busy writer and runs the waiting socket's
 // writer elsewhere.
 func TestWritersWaitTheirTurn(t *testing.T) {
-	w, busyTr := busyPool(t)
+	w := NewWriters()
+	w.max = 1
+	w.Start()
+	busy, busyTr := pooled(t, w, -1, false)
+	busyTr.hold = make(chan struct{})
+	busy.Send([]byte(`{"event":"in flight"}`))
+	<-busyTr.entered
 
 	next, nextTr := pooled(t, w, -1, false)
 	next.Send([]byte(`{"event":"waiting"}`))
@@ -162,20 +168,6 @@ func TestWritersWaitTheirTurn(t *testing.T) {
 		t.Fatal("Stop did not return after the write finished")
 	}
 	assert.Len(t, busyTr.frames(t), 1)
-}
-
-// busyPool returns a started pool of one goroutine, busy with a write in
-// flight until busyTr.hold is closed.
-func busyPool(t *testing.T) (w *Writers, busyTr *tryTransport) {
-	t.Helper()
-	w = NewWriters()
-	w.max = 1
-	w.Start()
-	busy, busyTr := pooled(t, w, -1, false)
-	busyTr.hold = make(chan struct{})
-	busy.Send([]byte(`{"event":"in flight"}`))
-	<-busyTr.entered
-	return w, busyTr
 }
 
 // TestWritersPartialWriteOverTCP: a client that reads nothing while more
