@@ -22,7 +22,9 @@ import (
 // pusher:connection_established and the waits of Subscribe and Ping.
 const DefaultTimeout = 5 * time.Second
 
-// writeTimeout bounds one write to the server.
+// writeTimeout bounds one write to the server, unless Options.Timeout is
+// longer (a client that sends into a burst waits for the server's reader
+// as long as it waits for frames).
 const writeTimeout = 5 * time.Second
 
 // closeWait is how long Close waits for the server to answer its close frame.
@@ -152,7 +154,7 @@ func Connect(url string, o Options) (*Client, error) {
 		if c.opts.NoControlPong {
 			return nil
 		}
-		err := conn.WriteControl(websocket.PongMessage, []byte(payload), time.Now().Add(writeTimeout))
+		err := conn.WriteControl(websocket.PongMessage, []byte(payload), time.Now().Add(c.writeTimeout()))
 		if errors.Is(err, websocket.ErrCloseSent) {
 			return nil
 		}
@@ -174,6 +176,8 @@ func (c *Client) timeout() time.Duration {
 	}
 	return DefaultTimeout
 }
+
+func (c *Client) writeTimeout() time.Duration { return max(writeTimeout, c.opts.Timeout) }
 
 // Resume starts the reader of a paused client; it does nothing otherwise.
 func (c *Client) Resume() {
@@ -407,7 +411,7 @@ func (c *Client) describeLocked() string {
 func (c *Client) write(kind int, b []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	if err := c.conn.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+	if err := c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout())); err != nil {
 		return err
 	}
 	return c.conn.WriteMessage(kind, b)
@@ -496,7 +500,7 @@ func (c *Client) Pong() error { return c.Send(pusher.EventPong, "", map[string]a
 
 // PingFrame sends a WebSocket ping control frame.
 func (c *Client) PingFrame(payload []byte) error {
-	return c.conn.WriteControl(websocket.PingMessage, payload, time.Now().Add(writeTimeout))
+	return c.conn.WriteControl(websocket.PingMessage, payload, time.Now().Add(c.writeTimeout()))
 }
 
 // Auth returns the auth value for this socket on channel, as a backend
