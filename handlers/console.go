@@ -20,6 +20,7 @@ import (
 
 	"github.com/fizz-server/fizz/modules/apps"
 	"github.com/fizz-server/fizz/modules/console"
+	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/modules/metrics"
 	"github.com/fizz-server/fizz/modules/pusher"
 	"github.com/fizz-server/fizz/modules/stats"
@@ -299,11 +300,12 @@ func (c *Console) trigger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req triggerRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		consoleError(w, http.StatusBadRequest, "the body is not a valid JSON object")
-		return
+	err = decodeJSON(body, &req)
+	var ev dispatcher.Event
+	var except string
+	if err == nil {
+		ev, except, err = req.validate()
 	}
-	ev, except, err := req.validate()
 	if err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 		defer cancel()

@@ -155,7 +155,11 @@ func decodeBody(c *fiber.Ctx, v any) error {
 		return apiError(fiber.StatusUnsupportedMediaType, "Content-Encoding %q is not supported", clip(enc))
 	}
 	// The raw body: Ctx.Body() would inflate it without limit.
-	body := c.Request().Body()
+	return decodeJSON(c.Request().Body(), v)
+}
+
+// decodeJSON decodes body, a JSON object, into v, naming what is wrong.
+func decodeJSON(body []byte, v any) error {
 	if len(body) == 0 {
 		return apiError(fiber.StatusBadRequest, "the body must be a JSON object")
 	}

@@ -152,7 +152,9 @@ func TestConsoleBadInput(t *testing.T) {
 		{"oversize data", "app=" + harness.AppID, "application/json", big, http.StatusRequestEntityTooLarge, "data is larger"},
 		{"no name", "app=" + harness.AppID, "application/json", []byte(`{"channel":"c","data":"d"}`), http.StatusUnprocessableEntity, "name is required"},
 		{"data not a string", "app=" + harness.AppID, "application/json", []byte(`{"channel":"c","name":"e","data":{}}`), http.StatusUnprocessableEntity, "data must be a string"},
-		{"not json", "app=" + harness.AppID, "application/json", []byte(`{`), http.StatusBadRequest, "not a valid JSON"},
+		{"not json", "app=" + harness.AppID, "application/json", []byte(`{`), http.StatusBadRequest, "not valid JSON"},
+		{"name not a string", "app=" + harness.AppID, "application/json", []byte(`{"channel":"c","name":7,"data":"d"}`), http.StatusUnprocessableEntity, "name has the wrong type"},
+		{"not an object", "app=" + harness.AppID, "application/json", []byte(`[]`), http.StatusBadRequest, "must be a JSON object"},
 		{"a form", "app=" + harness.AppID, "application/x-www-form-urlencoded", []byte(`channel=c`), http.StatusUnsupportedMediaType, "application/json"},
 		{"unknown app", "app=nope", "application/json", ok, http.StatusBadRequest, "no app"},
 	}
