@@ -139,6 +139,9 @@ func (l *Local) Subscribe(_ context.Context, deliver func(context.Context, Envel
 	return nil
 }
 
+// Waiting reports the envelopes queued for the delivery goroutine.
+func (l *Local) Waiting() int { return len(l.queue) + len(l.replies) }
+
 // Ping implements Link: a loopback is always up.
 func (l *Local) Ping(context.Context) error { return nil }
 

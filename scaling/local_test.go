@@ -110,9 +110,12 @@ func TestLocalPublishIsAsynchronous(t *testing.T) {
 	_, err = l.Publish(context.Background(), numbered(1))
 	require.NoError(t, err, "Publish waited for a delivery in progress")
 	assert.Empty(t, rec.envelopes())
+	require.NoError(t, l.Reply(context.Background(), l.Node(), numbered(2)))
+	assert.Equal(t, 2, l.Waiting(), "an event and a reply wait behind the delivery")
 	close(release)
 
-	assert.Len(t, rec.wait(t, 2), 2)
+	assert.Len(t, rec.wait(t, 3), 3)
+	assert.Zero(t, l.Waiting())
 }
 
 func TestLocalPublishFromTheDeliveryGoroutine(t *testing.T) {

@@ -19,6 +19,12 @@ type PubSubProvider interface {
 	// Subscribe starts the loop that hands incoming envelopes to deliver,
 	// one at a time and in order. It returns at once.
 	Subscribe(ctx context.Context, deliver func(context.Context, Envelope)) error
+	// Waiting reports how many envelopes have arrived and wait for
+	// deliver, behind the one it is handling: a handler that sees none
+	// knows that nothing follows at once (the dispatcher then writes an
+	// event to idle sockets itself, rather than leave it for writers that
+	// would join it with the next). It is a hint, read without a lock.
+	Waiting() int
 	// Close stops delivery and waits for the provider's goroutines to exit.
 	Close() error
 }

@@ -74,6 +74,7 @@ type Redis struct {
 	reconnected chan struct{}
 
 	loopback chan Envelope
+	received chan Envelope // from the subscription loop to the delivery goroutine
 	mu       sync.Mutex
 	started  bool
 	closed   bool
@@ -122,6 +123,7 @@ func NewRedis(cfg Config, log *slog.Logger, obs Observer) (*Redis, error) {
 		log:         log,
 		obs:         obs,
 		loopback:    make(chan Envelope, loopbackBacklog),
+		received:    make(chan Envelope, receivedBacklog),
 		reconnected: make(chan struct{}, 1),
 	}
 	r.setDown(errors.New("not connected yet"))
@@ -364,7 +366,7 @@ func (r *Redis) Subscribe(_ context.Context, deliver func(context.Context, Envel
 	r.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	received := make(chan Envelope, receivedBacklog)
+	received := r.received
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
@@ -390,6 +392,11 @@ func (r *Redis) Subscribe(_ context.Context, deliver func(context.Context, Envel
 	}()
 	return nil
 }
+
+// Waiting reports the envelopes received or looped back and not yet
+// handed to deliver (the subscription reads ahead of a busy delivery by
+// up to receivedBacklog).
+func (r *Redis) Waiting() int { return len(r.received) + len(r.loopback) }
 
 // receiveLoop keeps a subscription alive until ctx ends.
 func (r *Redis) receiveLoop(ctx context.Context, deliver func(context.Context, Envelope)) {

@@ -509,3 +509,29 @@ func TestRedisPublishTimeoutIsNotDeliveredTwice(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // a second copy would be here by now
 	assert.Equal(t, int64(1), got.Load(), "delivered once")
 }
+
+// TestRedisWaiting: envelopes received while one is being handled are
+// counted as waiting behind it, until they are handed over in turn.
+func TestRedisWaiting(t *testing.T) {
+	rd := harness.StartRedis(t)
+	cfg := scaling.Config{Enabled: true, RedisURL: rd.URL, Channel: "fizz-waiting"}
+	r, err := scaling.NewRedis(cfg, harness.Logger(t), nil)
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var got atomic.Int64
+	require.NoError(t, r.Subscribe(context.Background(), func(_ context.Context, e scaling.Envelope) {
+		if e.Kind == "probe" && got.Add(1) == 1 {
+			<-release
+		}
+	}))
+	t.Cleanup(func() { _ = r.Close() })
+	require.Eventually(t, r.Up, stateWait, stateTick, "the link comes up")
+	assert.Zero(t, r.Waiting())
+	for range 3 {
+		_, err := r.Publish(context.Background(), scaling.Envelope{Kind: "probe"})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return r.Waiting() == 2 }, stateWait, stateTick, "two wait behind the first")
+	close(release)
+	require.Eventually(t, func() bool { return got.Load() == 3 && r.Waiting() == 0 }, stateWait, stateTick)
+}

@@ -302,6 +302,14 @@ func (p *Provider) run(ctx context.Context, deliver func(context.Context, scalin
 	}
 }
 
+// Waiting reports the envelopes queued for the node and not yet handed
+// to deliver.
+func (p *Provider) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
 // Published returns every envelope this node's Publish has sent so far,
 // in order and as they travelled (stamped with the version and this node
 // as their origin), whether or not any node received them. A Publish that

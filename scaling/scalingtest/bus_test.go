@@ -167,9 +167,12 @@ func TestBusPublishIsAsynchronous(t *testing.T) {
 		require.NoError(t, err, "Publish waited for delivery")
 	}
 	assert.Zero(t, delivered.Load())
+	require.Eventually(t, func() bool { return p.Waiting() == 2 }, waitFor, time.Millisecond,
+		"two wait behind the one being delivered")
 	close(release)
 
 	require.Eventually(t, func() bool { return delivered.Load() == 3 }, waitFor, time.Millisecond)
+	assert.Zero(t, p.Waiting())
 }
 
 func TestBusReply(t *testing.T) {
