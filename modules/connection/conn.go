@@ -229,6 +229,19 @@ func (c *Conn) SendFrame(frame []byte) {
 	}
 }
 
+// SendNow is SendFrame for a frame that nothing is expected to follow
+// soon: when the socket has nothing queued and no writer, the caller
+// writes it at once, without waiting for the peer (what the kernel does
+// not take goes on as SendFrame would), and saves the hand-off to a
+// writer.
+func (c *Conn) SendNow(frame []byte) {
+	if c.tryWrite != nil && c.out.claim() {
+		c.writeNow(frame)
+		return
+	}
+	c.SendFrame(frame)
+}
+
 // closeSlowConsumer closes a socket that fell behind, for why. (Kept out
 // of SendFrame, so that the broadcast loop's call stays small.)
 func (c *Conn) closeSlowConsumer(why string) {

@@ -147,6 +147,35 @@ func (o *outbox) startLocked() bool {
 	return true
 }
 
+// claim makes the caller the writer of an idle outbox (open, nothing
+// queued, no writer) and reports whether it did. The caller writes and
+// then calls release.
+func (o *outbox) claim() bool {
+	o.mu.Lock()
+	ok := o.state == stateOpen && !o.writing && len(o.queue) == 0
+	if ok {
+		o.writing = true
+		o.writers.Add(1)
+	}
+	o.mu.Unlock()
+	return ok
+}
+
+// release ends a claim's write. It reports true when frames came
+// meanwhile: the turn goes on, and the caller must start the writer.
+func (o *outbox) release() (more bool) {
+	o.mu.Lock()
+	more = o.final != nil || (o.state != stateClosed && len(o.queue) > 0)
+	if !more {
+		o.writing = false
+	}
+	o.mu.Unlock()
+	if !more {
+		o.writers.Done()
+	}
+	return more
+}
+
 // take hands the writer its next batch: the final frames once closing
 // (final is true), else every queued frame. A nil batch means the writer
 // is done and must exit.

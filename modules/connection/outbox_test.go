@@ -14,11 +14,11 @@ func TestOutboxStates(t *testing.T) {
 	a, b, c := []byte("a"), []byte("b"), []byte("c")
 	final := [][]byte{[]byte("error"), []byte("close")}
 	type step struct {
-		op        string // push, close, take, finish, finish-gone, fail
+		op        string // push, close, take, finish, finish-gone, fail, claim, release
 		frame     []byte
-		wantStart bool
+		wantStart bool // push, close; release: the claim's turn goes on
 		wantSlow  bool
-		wantOK    bool     // close
+		wantOK    bool     // close, claim
 		wantBatch [][]byte // take
 		wantFinal bool     // take
 	}
@@ -70,6 +70,54 @@ func TestOutboxStates(t *testing.T) {
 			{op: "push", frame: b},
 			{op: "close"},
 		}},
+		{"a claim writes to an idle socket", []step{
+			{op: "claim", wantOK: true},
+			{op: "release"},
+			{op: "claim", wantOK: true}, // again, as each broadcast
+			{op: "release"},
+			{op: "push", frame: a, wantStart: true},
+			{op: "take", wantBatch: [][]byte{a}},
+			{op: "take"},
+		}},
+		{"no claim while frames wait or a writer runs", []step{
+			{op: "push", frame: a, wantStart: true},
+			{op: "claim"},
+			{op: "take", wantBatch: [][]byte{a}},
+			{op: "claim"}, // the writer has not ended its turn
+			{op: "take"},
+			{op: "claim", wantOK: true},
+			{op: "release"},
+		}},
+		{"frames pushed during a claim go to the writer after it", []step{
+			{op: "claim", wantOK: true},
+			{op: "push", frame: a}, // the claim is the writer: none starts
+			{op: "push", frame: b},
+			{op: "release", wantStart: true},
+			{op: "take", wantBatch: [][]byte{a, b}},
+			{op: "take"},
+		}},
+		{"a close during a claim is written after it", []step{
+			{op: "claim", wantOK: true},
+			{op: "close", wantOK: true},
+			{op: "release", wantStart: true},
+			{op: "take", wantBatch: final, wantFinal: true},
+			{op: "take"},
+		}},
+		{"a gone peer during a claim ends the turn", []step{
+			{op: "claim", wantOK: true},
+			{op: "push", frame: a},
+			{op: "finish-gone"},
+			{op: "release"},
+		}},
+		{"no claim once closing or closed", []step{
+			{op: "close", wantOK: true, wantStart: true},
+			{op: "claim"},
+			{op: "take", wantBatch: final, wantFinal: true},
+			{op: "take"},
+			{op: "claim"},
+			{op: "finish"},
+			{op: "claim"},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,6 +147,10 @@ func TestOutboxStates(t *testing.T) {
 					assert.True(t, o.isCut())
 				case "fail":
 					o.fail()
+				case "claim":
+					assert.Equal(t, s.wantOK, o.claim(), "step %d: claim", i)
+				case "release":
+					assert.Equal(t, s.wantStart, o.release(), "step %d: release", i)
 				default:
 					t.Fatalf("unknown op %s", s.op)
 				}

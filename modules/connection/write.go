@@ -27,6 +27,24 @@ func (c *Conn) startWriter() {
 // (what a write on the pool left over; nil for none).
 func (c *Conn) spawn(rest *leftover) { go c.writeOwn(rest) }
 
+// writeNow writes frame to a socket whose outbox the caller claimed,
+// without waiting for the peer: what the kernel does not take goes on
+// on a goroutine of the socket's own, and frames queued meanwhile go to
+// the writer.
+func (c *Conn) writeNow(frame []byte) {
+	sent, err := c.tryWrite(frame)
+	if err == nil && sent < len(frame) {
+		buf := getBuffer()
+		*buf = append(*buf, frame...)
+		c.out.waiting(false)
+		c.spawn(&leftover{buf: buf, sent: sent, frames: 1})
+		return
+	}
+	if c.wrote(1, len(frame), false, err) && c.out.release() {
+		c.startWriter()
+	}
+}
+
 // leftover is the unwritten tail of a batch that a non-blocking write
 // could not finish.
 type leftover struct {

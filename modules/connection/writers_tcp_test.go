@@ -14,8 +14,30 @@ import (
 // TestWritersOverTCPWithStalledPeers: a burst of big frames broadcast to
 // sockets that read promptly and to sockets that never read: every reader
 // gets every frame in order, while the stalled sockets' writers wait for
-// their peers off the pool.
+// their peers off the pool. The frames are queued (SendFrame), written at
+// once where the socket is idle (SendNow), or each in turn, as a
+// broadcast does when events come now alone, now in bursts.
 func TestWritersOverTCPWithStalledPeers(t *testing.T) {
+	tests := []struct {
+		name string
+		send func(c *Conn, event int, frame []byte)
+	}{
+		{"queued", func(c *Conn, _ int, frame []byte) { c.SendFrame(frame) }},
+		{"at once", func(c *Conn, _ int, frame []byte) { c.SendNow(frame) }},
+		{"in turn", func(c *Conn, event int, frame []byte) {
+			if event%3 == 0 {
+				c.SendFrame(frame)
+			} else {
+				c.SendNow(frame)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { stalledPeers(t, tt.send) })
+	}
+}
+
+func stalledPeers(t *testing.T, send func(c *Conn, event int, frame []byte)) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -60,7 +82,7 @@ func TestWritersOverTCPWithStalledPeers(t *testing.T) {
 		copy(p, fmt.Sprintf("%08d", e))
 		frame := TextFrame(p)
 		for _, c := range conns {
-			c.SendFrame(frame)
+			send(c, e, frame)
 		}
 	}
 	wg.Wait()

@@ -172,10 +172,16 @@ func TestWritersWaitTheirTurn(t *testing.T) {
 
 // TestWritersPartialWriteOverTCP: a client that reads nothing while more
 // is sent than the kernel can hold (its send and receive buffers) forces
-// the pool's non-blocking write to leave bytes over; the socket's own
-// goroutine writes them. When the client reads again it gets every frame,
-// whole and in order.
+// the non-blocking write (the pool's, or SendNow's) to leave bytes over;
+// the socket's own goroutine writes them. When the client reads again it
+// gets every frame, whole and in order.
 func TestWritersPartialWriteOverTCP(t *testing.T) {
+	for _, now := range []bool{false, true} {
+		t.Run(fmt.Sprintf("now=%v", now), func(t *testing.T) { partialWrite(t, now) })
+	}
+}
+
+func partialWrite(t *testing.T, now bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -213,7 +219,11 @@ func TestWritersPartialWriteOverTCP(t *testing.T) {
 	for i := range want {
 		want[i] = bytes.Repeat([]byte{byte('a' + i%26)}, size)
 		copy(want[i], fmt.Sprintf("%08d", i))
-		c.Send(want[i])
+		if now {
+			c.SendNow(TextFrame(want[i]))
+		} else {
+			c.Send(want[i])
+		}
 	}
 
 	require.NoError(t, client.SetReadDeadline(time.Now().Add(30*time.Second)))

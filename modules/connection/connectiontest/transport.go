@@ -27,6 +27,7 @@ type Recorder struct {
 	frames []Frame
 	closed chan struct{}
 	once   sync.Once
+	tries  atomic.Int64
 }
 
 var _ net.Conn = (*Recorder)(nil)
@@ -71,7 +72,15 @@ func (r *Recorder) Write(b []byte) (int, error) {
 
 // TryWrite is Write: a Recorder always has room, like a socket whose peer
 // keeps up, so Conns over it write on the writer pool as TCP sockets do.
-func (r *Recorder) TryWrite(b []byte) (int, error) { return r.Write(b) }
+func (r *Recorder) TryWrite(b []byte) (int, error) {
+	r.tries.Add(1)
+	return r.Write(b)
+}
+
+// TryWrites returns how many writes were made without waiting (TryWrite):
+// without a writer pool, only Conn.SendNow makes them; a socket's own
+// writer waits (Write).
+func (r *Recorder) TryWrites() int64 { return r.tries.Load() }
 
 // Frames returns every frame received so far.
 func (r *Recorder) Frames() []Frame {
