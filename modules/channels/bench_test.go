@@ -18,9 +18,11 @@ import (
 // Two paths:
 //   - one-at-a-time: each event is written to every socket before the next
 //     is broadcast, so every socket is idle when an event comes (a trigger,
-//     then quiet: the common case);
-//   - burst: 64 events are broadcast before the writers catch up, so the
-//     sockets are behind and their writers coalesce.
+//     then quiet: the common case); nothing waits behind it, so the
+//     broadcast writes to each socket itself;
+//   - burst: 64 events are broadcast before the writers catch up, each but
+//     the last with more waiting behind it, so the sockets are behind and
+//     their writers coalesce.
 func BenchmarkBroadcast(b *testing.B) {
 	paths := []struct {
 		name  string
@@ -66,10 +68,17 @@ func benchmarkBroadcast(b *testing.B, n, burst int) {
 	runtime.ReadMemStats(&before)
 	writes := written.Writes()
 	b.ResetTimer()
+	followed := func() bool { return true }
+	alone := func() bool { return false }
 	for i := 0; b.Loop(); i++ {
-		m.Broadcast(app.ID, "bench-channel", frame, "")
+		last := i%burst == burst-1
+		more := followed
+		if last {
+			more = alone
+		}
+		m.Broadcast(app.ID, "bench-channel", frame, "", more)
 		want += int64(len(frame) * n)
-		if i%burst == burst-1 {
+		if last {
 			for written.Written() < want {
 				runtime.Gosched()
 			}

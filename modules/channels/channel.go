@@ -83,15 +83,31 @@ func (ch *Channel) subscribers() []*connection.Conn {
 	return ch.snapshot
 }
 
-// broadcast queues frame to every subscriber but the socket exceptID.
-func (ch *Channel) broadcast(frame []byte, exceptID string) int {
+// paceEvery is how many sockets a broadcast writes to at once between
+// two looks at whether other events have come to wait behind it: a few
+// hundred microseconds of writes.
+const paceEvery = 32
+
+// broadcast sends frame to every subscriber but the socket exceptID: at
+// once to idle sockets while more reports that nothing waits behind it,
+// queued otherwise (see Manager.Broadcast).
+func (ch *Channel) broadcast(frame []byte, exceptID string, more func() bool) int {
+	now := more != nil && !more()
 	n := 0
 	for _, c := range ch.subscribers() {
 		if exceptID != "" && c.ID() == exceptID {
 			continue
 		}
-		c.SendFrame(frame)
+		if !now {
+			c.SendFrame(frame)
+			n++
+			continue
+		}
+		c.SendNow(frame)
 		n++
+		if n%paceEvery == 0 && more() {
+			now = false // the rest join the events that came
+		}
 	}
 	return n
 }

@@ -239,9 +239,15 @@ func (m *Manager) UserConns(appID, userID string) []*connection.Conn {
 	return out
 }
 
-// Broadcast queues frame to every subscriber of channel on this node but
-// the socket exceptID, and returns how many sockets it was queued to.
-func (m *Manager) Broadcast(appID, channel string, frame []byte, exceptID string) int {
+// Broadcast sends frame to every subscriber of channel on this node but
+// the socket exceptID, and returns how many sockets it went to. more
+// reports whether other events wait to be broadcast behind this one (nil:
+// assume they do). While none wait, a socket with nothing queued is
+// written to at once by the caller (Conn.SendNow): there is nothing to
+// join the frame with, and the hand-off to a writer would cost more than
+// the write. Once some wait, every socket's frame is queued (SendFrame),
+// so that its writer joins it with those that follow into one write.
+func (m *Manager) Broadcast(appID, channel string, frame []byte, exceptID string, more func() bool) int {
 	a := m.app(appID)
 	a.mu.RLock()
 	ch := a.channels[channel]
@@ -249,7 +255,7 @@ func (m *Manager) Broadcast(appID, channel string, frame []byte, exceptID string
 	if ch == nil {
 		return 0
 	}
-	return ch.broadcast(frame, exceptID)
+	return ch.broadcast(frame, exceptID, more)
 }
 
 // BroadcastMember queues a member event (member_added or member_removed)
@@ -267,7 +273,7 @@ func (m *Manager) BroadcastMember(appID, channel string, frame []byte, exceptID 
 	case ch == nil:
 		return 0
 	case ch.members == nil:
-		return ch.broadcast(frame, exceptID)
+		return ch.broadcast(frame, exceptID, nil)
 	}
 	return ch.broadcastMember(frame, exceptID, seq)
 }

@@ -3,13 +3,16 @@ package channels
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/connection/connectiontest"
 	"github.com/fizz-server/fizz/modules/pusher"
 )
 
@@ -215,9 +218,9 @@ func TestManagerBroadcast(t *testing.T) {
 			other, otherRec := newConn(t, "2.0", testApp("app-2"), "")
 			m.Subscribe(other, "news", nil)
 
-			n := m.Broadcast(app.ID, "news", connection.TextFrame([]byte(`{"event":"e"}`)), tt.giveExcept)
+			n := m.Broadcast(app.ID, "news", connection.TextFrame([]byte(`{"event":"e"}`)), tt.giveExcept, nil)
 			// A marker after the event: once it arrives, nothing else will.
-			m.Broadcast(app.ID, "news", connection.TextFrame([]byte(`{"event":"marker"}`)), "")
+			m.Broadcast(app.ID, "news", connection.TextFrame([]byte(`{"event":"marker"}`)), "", nil)
 
 			sum := 0
 			for i, rec := range recs {
@@ -227,7 +230,58 @@ func TestManagerBroadcast(t *testing.T) {
 			}
 			assert.Equal(t, sum, n)
 			assert.Empty(t, otherRec.Payloads(), "another app's channel of the same name")
-			assert.Zero(t, m.Broadcast(app.ID, "nobody-here", []byte("x"), ""))
+			assert.Zero(t, m.Broadcast(app.ID, "nobody-here", []byte("x"), "", nil))
+		})
+	}
+}
+
+// TestManagerBroadcastPace: while nothing waits behind a broadcast, it
+// writes to each idle socket itself (a write without waiting); once
+// something does, it queues the rest for their writers. Every socket gets
+// the event once either way.
+func TestManagerBroadcastPace(t *testing.T) {
+	const sockets = 100
+	tests := []struct {
+		name   string
+		more   func(looks int) bool // the answer to the looks-th look
+		except string
+		want   int // sockets written to by the broadcast itself
+	}{
+		{name: "nothing known: all queued", want: 0},
+		{name: "nothing waits: all at once", more: func(int) bool { return false }, want: sockets},
+		{name: "something waits: all queued", more: func(int) bool { return true }, want: 0},
+		{name: "something comes after the first look", more: func(looks int) bool { return looks > 1 }, want: paceEvery},
+		{name: "comes later", more: func(looks int) bool { return looks > 2 }, want: 2 * paceEvery},
+		{name: "the sender is skipped", more: func(int) bool { return false }, except: "1.7", want: sockets - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewManager()
+			app := testApp("app-1")
+			var ts []*connectiontest.Recorder
+			for i := range sockets {
+				tr := connectiontest.NewRecorder()
+				c := connection.New(fmt.Sprintf("1.%d", i), app, tr, connection.Options{Log: slog.New(slog.DiscardHandler)})
+				t.Cleanup(func() { c.Finish(true) })
+				m.Subscribe(c, "news", nil)
+				ts = append(ts, tr)
+			}
+			var more func() bool
+			looks := 0
+			if tt.more != nil {
+				more = func() bool { looks++; return tt.more(looks) }
+			}
+			m.Broadcast(app.ID, "news", connection.TextFrame([]byte(`{"event":"e"}`)), tt.except, more)
+			now := 0
+			for i, tr := range ts {
+				now += int(tr.TryWrites())
+				want := 1
+				if fmt.Sprintf("1.%d", i) == tt.except {
+					want = 0
+				}
+				require.Eventually(t, func() bool { return len(tr.Payloads()) == want }, waitFor, time.Millisecond, "socket %d", i)
+			}
+			assert.Equal(t, tt.want, now, "written by the broadcast itself")
 		})
 	}
 }
@@ -240,11 +294,11 @@ func TestManagerBroadcastSeesChanges(t *testing.T) {
 	frame := func(s string) []byte { return connection.TextFrame([]byte(s)) }
 	m.Subscribe(a, "news", nil)
 
-	assert.Equal(t, 1, m.Broadcast(app.ID, "news", frame(`"one"`), "")) // builds the snapshot
+	assert.Equal(t, 1, m.Broadcast(app.ID, "news", frame(`"one"`), "", nil)) // builds the snapshot
 	m.Subscribe(b, "news", nil)
-	assert.Equal(t, 2, m.Broadcast(app.ID, "news", frame(`"two"`), ""))
+	assert.Equal(t, 2, m.Broadcast(app.ID, "news", frame(`"two"`), "", nil))
 	m.Unsubscribe(a, "news")
-	assert.Equal(t, 1, m.Broadcast(app.ID, "news", frame(`"three"`), ""))
+	assert.Equal(t, 1, m.Broadcast(app.ID, "news", frame(`"three"`), "", nil))
 
 	assert.Equal(t, []string{`"one"`, `"two"`}, eventually(t, recA, 2))
 	assert.Equal(t, []string{`"two"`, `"three"`}, eventually(t, recB, 2))
@@ -346,7 +400,7 @@ func TestManagerConcurrentUse(t *testing.T) {
 				default:
 				}
 				ch := channels[i%len(channels)]
-				m.Broadcast(app.ID, ch, frame, "1.0")
+				m.Broadcast(app.ID, ch, frame, "1.0", nil)
 				m.Channels(app.ID, "")
 				m.UserConns(app.ID, "u1")
 				if found := m.Find(app.ID, "presence-room"); found != nil {

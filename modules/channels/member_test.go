@@ -92,13 +92,13 @@ func TestMemberEventsAroundReady(t *testing.T) {
 				case st.ready:
 					m.Ready(c, channel, st.seq, []byte(list(st.seq)))
 				case st.regular:
-					m.Broadcast(app.ID, channel, frame, st.except)
+					m.Broadcast(app.ID, channel, frame, st.except, nil)
 				default:
 					m.BroadcastMember(app.ID, channel, frame, st.except, st.seq)
 				}
 			}
 			// A marker after everything: once it arrives, nothing else will.
-			m.Broadcast(app.ID, channel, connection.TextFrame([]byte(`"marker"`)), "")
+			m.Broadcast(app.ID, channel, connection.TextFrame([]byte(`"marker"`)), "", nil)
 
 			got := eventually(t, rec, len(tt.want)+1)
 			assert.Equal(t, append(slices.Clone(tt.want), `"marker"`), got)
@@ -130,7 +130,7 @@ func TestMemberEventsReachOtherSubscribers(t *testing.T) {
 			for _, st := range []memberStep{memberEvent("a", 3), memberEvent("b", 0)} {
 				m.BroadcastMember(app.ID, tt.channel, connection.TextFrame([]byte(st.name)), "", st.seq)
 			}
-			m.Broadcast(app.ID, tt.channel, connection.TextFrame([]byte(`"marker"`)), "")
+			m.Broadcast(app.ID, tt.channel, connection.TextFrame([]byte(`"marker"`)), "", nil)
 
 			got := eventually(t, rec, len(tt.want)+1)
 			assert.Equal(t, append(slices.Clone(tt.want), `"marker"`), got)
@@ -190,7 +190,7 @@ func TestReadyIsAtomicWithMemberEvents(t *testing.T) {
 		s := last.Load()
 		m.Ready(c, channel, s, []byte(`"list"`))
 		wg.Wait()
-		m.Broadcast(app.ID, channel, connection.TextFrame([]byte(`"marker"`)), "")
+		m.Broadcast(app.ID, channel, connection.TextFrame([]byte(`"marker"`)), "", nil)
 
 		want := []string{`"list"`}
 		for seq := s + 1; seq <= events; seq++ {

@@ -34,13 +34,22 @@ type Dispatcher struct {
 	stats    *stats.Stats // nil counts nothing
 	log      *slog.Logger
 	debug    bool
+	// waiting reports whether other envelopes wait behind the one being
+	// handled (see channels.Manager.Broadcast).
+	waiting func() bool
 }
 
 // New returns a Dispatcher that counts events in s (nil: none). It starts
 // nothing and performs no I/O.
 func New(pubsub scaling.PubSubProvider, manager *channels.Manager, s *stats.Stats, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{pubsub: pubsub, channels: manager, stats: s, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug)}
+	d := &Dispatcher{pubsub: pubsub, channels: manager, stats: s, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug)}
+	d.waiting = func() bool { return pubsub.Waiting() > 0 }
+	return d
 }
+
+// followed is the waiting of every channel of an event but its last: the
+// event's next channel follows at once.
+func followed() bool { return true }
 
 // Dispatch publishes ev for appID to every node. The socket exceptID, on
 // whichever node it lives, does not receive it. Over a sharded provider
@@ -79,9 +88,13 @@ func (d *Dispatcher) Handle(_ context.Context, e scaling.Envelope) {
 		d.log.Warn("dropped malformed event envelope", "app_id", e.AppID, "origin", e.Origin, "err", err)
 		return
 	}
-	for _, channel := range ev.Channels {
+	for i, channel := range ev.Channels {
 		frame := connection.TextFrame(pusher.EncodeEvent(ev.Name, channel, ev.Data, ev.UserID))
-		n := d.channels.Broadcast(e.AppID, channel, frame, e.SocketID)
+		more := d.waiting
+		if i < len(ev.Channels)-1 {
+			more = followed
+		}
+		n := d.channels.Broadcast(e.AppID, channel, frame, e.SocketID, more)
 		if d.debug {
 			d.log.Debug("broadcast", "app_id", e.AppID, "channel", channel, "event", ev.Name, "sockets", n)
 		}

@@ -3,14 +3,19 @@ package dispatcher_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fizz-server/fizz/modules/channels"
+	"github.com/fizz-server/fizz/modules/connection"
+	"github.com/fizz-server/fizz/modules/connection/connectiontest"
 	"github.com/fizz-server/fizz/modules/dispatcher"
 	"github.com/fizz-server/fizz/scaling"
+	"github.com/fizz-server/fizz/scaling/scalingtest"
 )
 
 func TestDispatchPublishesOneEnvelope(t *testing.T) {
@@ -127,6 +132,57 @@ func TestHandleDeliversOncePerChannelToSubscribers(t *testing.T) {
 		})
 	}
 	assert.Empty(t, recOther.Frames(), "another app's channel of the same name")
+}
+
+// TestHandleWritesAtOnceWhenNothingWaits: an event that nothing waits
+// behind is written to idle sockets by the delivery itself; one with
+// envelopes waiting behind it, or a channel with more of the event's
+// channels to follow, is queued for the sockets' writers to join with
+// what follows.
+func TestHandleWritesAtOnceWhenNothingWaits(t *testing.T) {
+	tests := []struct {
+		name    string
+		waiting int             // envelopes queued behind the event
+		want    map[string]bool // channel: its socket was written to at once
+	}{
+		{name: "nothing waits", want: map[string]bool{"a": true}},
+		{name: "the event's next channel follows", want: map[string]bool{"a": false, "b": true}},
+		{name: "envelopes wait", waiting: 2, want: map[string]bool{"a": false, "b": false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := testApp("app-1")
+			p := scalingtest.NewBus().Node()
+			require.NoError(t, p.Subscribe(context.Background(), func(context.Context, scaling.Envelope) {}))
+			t.Cleanup(func() { require.NoError(t, p.Close()) })
+			p.Hold()
+			for range tt.waiting {
+				_, err := p.Publish(context.Background(), scaling.Envelope{Kind: "later"})
+				require.NoError(t, err)
+			}
+			require.Equal(t, tt.waiting, p.Waiting())
+			m := channels.NewManager()
+			d := dispatcher.New(p, m, nil, discard)
+			var names []string
+			sockets := map[string]*connectiontest.Recorder{}
+			for i, channel := range []string{"a", "b"} {
+				if _, ok := tt.want[channel]; !ok {
+					continue
+				}
+				tr := connectiontest.NewRecorder()
+				c := connection.New(fmt.Sprintf("1.%d", i), app, tr, connection.Options{Log: discard})
+				t.Cleanup(func() { c.Finish(true) })
+				m.Subscribe(c, channel, nil)
+				names, sockets[channel] = append(names, channel), tr
+			}
+			d.Handle(context.Background(), eventEnvelope(t, app.ID, dispatcher.Event{Channels: names, Name: "greet", Data: json.RawMessage(`"hi"`)}, ""))
+			for channel, now := range tt.want {
+				tr := sockets[channel]
+				assert.Equal(t, now, tr.TryWrites() == 1, "channel %s: written at once", channel)
+				require.Eventually(t, func() bool { return len(tr.Frames()) == 1 }, waitFor, time.Millisecond, "channel %s", channel)
+			}
+		})
+	}
 }
 
 func TestHandleDropsMalformedEnvelopes(t *testing.T) {

@@ -248,7 +248,7 @@ func TestPresenceJoinRace(t *testing.T) {
 			want := slices.Sorted(maps.Keys(snap.Members))
 			// A marker to every socket: once it arrives, nothing else will.
 			marker := `{"event":"marker","channel":"` + raceChannel + `"}`
-			n.manager.Broadcast(n.app.ID, raceChannel, connection.TextFrame([]byte(marker)), "")
+			n.manager.Broadcast(n.app.ID, raceChannel, connection.TextFrame([]byte(marker)), "", nil)
 			for _, s := range n.sockets {
 				if s.left {
 					continue
