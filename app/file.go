@@ -18,8 +18,8 @@ import (
 // REVERB_CONFIG, if any.
 func (l *loader) loadFile() (err error) {
 	source, file := l.lookup("CONFIG")
-	if v, ok := l.flags["config"]; ok {
-		source, file = "--config", v
+	if f, ok := l.flags["CONFIG"]; ok {
+		source, file = f[0], f[1]
 	}
 	if l.file = file; file == "" {
 		return nil
