@@ -29,7 +29,7 @@ func (l *loader) lookup(suffix string) (name, value string) {
 }
 
 // applyRows applies to o, whose settings are at prefix, the values that look
-// (lookup or flag) finds for rows, with the names it gives them.
+// (lookup or flagValue) finds for rows, with the names it gives them.
 func applyRows[O any](l *loader, rows []setting[O], o *O, prefix string, look func(string) (string, string)) error {
 	for _, r := range rows {
 		if name, v := look(r.env); name != "" {

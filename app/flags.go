@@ -52,9 +52,9 @@ func parseArgs(args []string) (map[string][2]string, error) {
 	}
 }
 
-// flag returns the flag given for the row whose variable suffix is suffix,
+// flagValue returns the flag given for the row whose variable suffix is suffix,
 // as "--port" and its value, like lookup does for the environment.
-func (l *loader) flag(suffix string) (name, value string) {
+func (l *loader) flagValue(suffix string) (name, value string) {
 	return l.flags[suffix][0], l.flags[suffix][1]
 }
 

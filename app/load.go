@@ -99,7 +99,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	l := &loader{cfg: Defaults(), getenv: getenv, flags: given, sources: map[string]string{}}
 	env := func() error { return applyRows(l, settings, &l.cfg, "", l.lookup) } // the node's; Redis's and the app's follow
-	flags := func() error { return applyRows(l, settings, &l.cfg, "", l.flag) }
+	flags := func() error { return applyRows(l, settings, &l.cfg, "", l.flagValue) }
 	for _, layer := range []func() error{l.loadFile, env, l.loadRedisEnv, l.loadAppEnv, flags} {
 		if err := layer(); err != nil {
 			return Config{}, err
