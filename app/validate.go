@@ -84,12 +84,6 @@ var errNotAddresses = errors.New("expected a list of host:port addresses")
 // addresses checks a list of host:port addresses; nil is unset, an empty
 // list is an error.
 func addresses(list []string) error {
-	if list == nil {
-		return nil
-	}
-	if len(list) == 0 {
-		return errors.New("the list is empty; list at least one host:port, or remove the setting")
-	}
 	for i, a := range list {
 		host, p, err := net.SplitHostPort(a)
 		n, perr := strconv.Atoi(p)
@@ -98,7 +92,7 @@ func addresses(list []string) error {
 			return err
 		}
 	}
-	return nil
+	return failIf(list != nil && len(list) == 0, "the list is empty; list at least one host:port, or remove the setting")
 }
 
 func originList(list []string) error {
