@@ -148,7 +148,7 @@ var webhookSettings = []setting[apps.Webhook]{
 type setting[O any] struct {
 	path  string // dotted key in the file, within an app or webhook for theirs; "" for none
 	env   string // suffix of its FIZZ_ and REVERB_ variables; "" for none
-	flag  string // its flag and the flag's argument in --help ("port P"); "" for none
+	flag  string // its flag and the flag's argument in --help ("port P"), "" for none; a row with a flag has a variable
 	help  string // what --help says the flag is
 	given bool   // an entry of the file must give it: the default is the environment app's only
 	value[O]
