@@ -18,8 +18,8 @@ import (
 // REVERB_CONFIG, if any.
 func (l *loader) loadFile() (err error) {
 	source, file := l.lookup("CONFIG")
-	if f, ok := l.flags["CONFIG"]; ok {
-		source, file = f[0], f[1]
+	if name, v := l.flagValue("CONFIG"); name != "" {
+		source, file = name, v
 	}
 	if l.file = file; file == "" {
 		return nil

@@ -87,9 +87,11 @@ func addresses(list []string) error {
 	for i, a := range list {
 		host, p, err := net.SplitHostPort(a)
 		n, perr := strconv.Atoi(p)
-		bad := err != nil || host == "" || perr != nil || n < 1 || n > 65535
-		if err := cmp.Or(failIf(a == "", "entry %d is empty", i+1), failIf(bad, "entry %d %q is not a host:port address", i+1, a)); err != nil {
-			return err
+		switch {
+		case a == "":
+			return fmt.Errorf("entry %d is empty", i+1)
+		case err != nil || host == "" || perr != nil || n < 1 || n > 65535:
+			return fmt.Errorf("entry %d %q is not a host:port address", i+1, a)
 		}
 	}
 	return failIf(list != nil && len(list) == 0, "the list is empty; list at least one host:port, or remove the setting")
