@@ -28,13 +28,11 @@ func (l *loader) lookup(suffix string) (name, value string) {
 	return "", ""
 }
 
-// loadEnv applies the node's variables; Redis's and the app's follow.
-func (l *loader) loadEnv() error { return applyEnv(l, settings, &l.cfg, "") }
-
-// applyEnv applies the variables of rows to o, whose settings are at prefix.
-func applyEnv[O any](l *loader, rows []setting[O], o *O, prefix string) error {
+// applyRows applies to o, whose settings are at prefix, the values that look
+// (lookup or flagValue) finds for rows, with the names it gives them.
+func applyRows[O any](l *loader, rows []setting[O], o *O, prefix string, look func(string) (string, string)) error {
 	for _, r := range rows {
-		if name, v := l.lookup(r.env); name != "" {
+		if name, v := look(r.env); name != "" {
 			if err := apply(l, o, r, prefix+r.name(), name, v); err != nil {
 				return err
 			}
@@ -102,7 +100,7 @@ func (l *loader) loadAppEnv() error {
 	if has("APP_WEBHOOK_URL") {
 		l.cfg.Apps[target].Webhooks = nil // the shorthand replaces a file app's webhooks, as FIZZ_APP_WEBHOOKS does
 	}
-	return applyEnv(l, appSettings, &l.cfg.Apps[target], fmt.Sprintf("apps[%d].", target))
+	return applyRows(l, appSettings, &l.cfg.Apps[target], fmt.Sprintf("apps[%d].", target), l.lookup)
 }
 
 // parseWebhooks reads FIZZ_APP_WEBHOOKS: a JSON array of objects with the

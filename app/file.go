@@ -18,8 +18,8 @@ import (
 // REVERB_CONFIG, if any.
 func (l *loader) loadFile() (err error) {
 	source, file := l.lookup("CONFIG")
-	if v, ok := l.flags["config"]; ok {
-		source, file = "--config", v
+	if name, v := l.flagValue("CONFIG"); name != "" {
+		source, file = name, v
 	}
 	if l.file = file; file == "" {
 		return nil

@@ -15,16 +15,17 @@ func (helpError) Error() string { return usage() }
 func (helpError) Unwrap() error { return flag.ErrHelp }
 
 // parseArgs parses the command line: an optional "start" and the flags, in
-// any order. It returns the flags given, by name, as written: the rows parse
-// them when the flags are applied, after the environment.
-func parseArgs(args []string) (map[string]string, error) {
-	given := map[string]string{}
+// any order. It returns the flags given, by their rows' variable suffix, as
+// written: the rows parse them when the flags are applied, after the
+// environment.
+func parseArgs(args []string) (map[string][2]string, error) {
+	given := map[string][2]string{}
 	fs := flag.NewFlagSet("fizz", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, s := range settings {
 		name, arg, _ := strings.Cut(s.flag, " ")
 		set := func(v string) (err error) {
-			if given[name] = v; arg == "" { // a switch, --debug or --debug=false, whose value is checked at once
+			if given[s.env] = [2]string{"--" + name, v}; arg == "" { // a switch, --debug or --debug=false, whose value is checked at once
 				_, err = boolean(v)
 			}
 			return err
@@ -51,17 +52,10 @@ func parseArgs(args []string) (map[string]string, error) {
 	}
 }
 
-// loadFlags applies the flags, the last layer.
-func (l *loader) loadFlags() error {
-	for _, s := range settings {
-		name, _, _ := strings.Cut(s.flag, " ")
-		if v, ok := l.flags[name]; ok {
-			if err := apply(l, &l.cfg, s, s.name(), "--"+name, v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// flagValue returns the flag given for the row whose variable suffix is suffix,
+// as "--port" and its value, like lookup does for the environment.
+func (l *loader) flagValue(suffix string) (name, value string) {
+	return l.flags[suffix][0], l.flags[suffix][1]
 }
 
 // usage is the text of --help: the rows with a flag, with their variables

@@ -98,7 +98,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	l := &loader{cfg: Defaults(), getenv: getenv, flags: given, sources: map[string]string{}}
-	for _, layer := range []func() error{l.loadFile, l.loadEnv, l.loadRedisEnv, l.loadAppEnv, l.loadFlags} {
+	env := func() error { return applyRows(l, settings, &l.cfg, "", l.lookup) } // the node's; Redis's and the app's follow
+	flags := func() error { return applyRows(l, settings, &l.cfg, "", l.flagValue) }
+	for _, layer := range []func() error{l.loadFile, env, l.loadRedisEnv, l.loadAppEnv, flags} {
 		if err := layer(); err != nil {
 			return Config{}, err
 		}
@@ -127,10 +129,10 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 type loader struct {
 	cfg        Config
 	getenv     func(string) string
-	flags      map[string]string // the flags given, by name, as written
-	sources    map[string]string // setting key → "--port", "REVERB_SERVER_PORT", "fizz.yaml:3: server.port"
-	file       string            // the config file's path
-	shape, bad error             // the file's first problem with its shape, which comes before any bad value
+	flags      map[string][2]string // the flags given: by variable suffix, the flag and its value
+	sources    map[string]string    // setting key → "--port", "REVERB_SERVER_PORT", "fizz.yaml:3: server.port"
+	file       string               // the config file's path
+	shape, bad error                // the file's first problem with its shape, which comes before any bad value
 }
 
 // apply sets the row s of o to raw, which source gave, and records source

@@ -484,6 +484,7 @@ func TestLoadErrors(t *testing.T) {
 		{"file app duplicate id", input{args: []string{"--config", "{file}"}, file: "apps:\n  - {id: a, key: k1, secret: s}\n  - {id: a, key: k2, secret: s}\n"}, `{file}:3: apps[1].id: duplicate id "a"`},
 		{"file app empty origins", input{args: []string{"--config", "{file}"}, file: "apps:\n  - {id: a, key: k, secret: s, allowed_origins: []}\n"}, `{file}:2: apps[0].allowed_origins: must list at least one origin`},
 		{"file app origins of mappings", input{args: []string{"--config", "{file}"}, file: "apps:\n  - {id: a, key: k, secret: s, allowed_origins: [{a: b}]}\n"}, `{file}:2: apps[0].allowed_origins: expected a list of strings`},
+		{"file app section not a mapping", input{args: []string{"--config", "{file}"}, file: "apps:\n  - {id: a, key: k, secret: s, rate_limiting: 5}\n"}, `{file}:2: an app's rate_limiting must be a mapping, not a single value`},
 		{"file app ping interval as duration", input{args: []string{"--config", "{file}"}, file: "apps:\n  - id: a\n    key: k\n    secret: s\n    ping_interval: 60s\n"}, `{file}:5: apps[0].ping_interval: "60s" is not a whole number of seconds`},
 		{"file scaling timeout not a duration", input{args: []string{"--config", "{file}"}, file: "scaling: {timeout: forever}\n"}, `{file}:1: scaling.timeout: "forever" is not a duration`},
 		{"env limit with file apps and no id", input{args: []string{"--config", "{file}"}, env: map[string]string{"FIZZ_APP_MAX_CONNECTIONS": "5"}, file: twoApps}, `FIZZ_APP_MAX_CONNECTIONS: set, but {file} lists apps and none has id "app-id"`},

@@ -44,11 +44,11 @@ var settings = []setting[Config]{
 	{path: "scaling.enabled", env: "SCALING_ENABLED", value: of(func(c *Config) *bool { return &c.Scaling.Enabled }, false, boolean, nil)},
 	{path: "scaling.channel", env: "SCALING_CHANNEL", value: of(func(c *Config) *string { return &c.Scaling.Channel }, "fizz", trimmed, channelName)},
 	redisURL,
-	{path: "scaling.redis_sentinels", env: "REDIS_SENTINELS", value: of(func(c *Config) *[]string { return &c.Scaling.RedisSentinels }, nil, addressList, addresses).
+	{path: "scaling.redis_sentinels", env: "REDIS_SENTINELS", value: of(func(c *Config) *[]string { return &c.Scaling.RedisSentinels }, nil, commaList, addresses).
 		fromNode(stringList(errNotAddresses))},
 	{path: "scaling.redis_master", env: "REDIS_MASTER", value: of(func(c *Config) *string { return &c.Scaling.RedisMaster }, "", trimmed,
 		required("must be set with the Sentinel list: the name of the master the sentinels watch")).onlyIf(func(c *Config) bool { return c.Scaling.RedisSentinels != nil })},
-	{path: "scaling.redis_cluster", env: "REDIS_CLUSTER", value: of(func(c *Config) *[]string { return &c.Scaling.RedisCluster }, nil, addressList, addresses).
+	{path: "scaling.redis_cluster", env: "REDIS_CLUSTER", value: of(func(c *Config) *[]string { return &c.Scaling.RedisCluster }, nil, commaList, addresses).
 		fromNode(stringList(errNotAddresses)).alsoCheck(func(c *Config) error {
 		if c.Scaling.RedisCluster == nil {
 			return nil
@@ -60,7 +60,7 @@ var settings = []setting[Config]{
 	{path: "scaling.lease", env: "SCALING_LEASE",
 		value: of(func(c *Config) *time.Duration { return &c.Scaling.Lease }, scaling.DefaultLease, duration, atLeast(300*time.Millisecond, "%s must be at least 300ms"))},
 	{path: "apps", value: entries[Config, apps.App]{field: of(func(c *Config) *[]apps.App { return &c.Apps }, nil, nil, distinctApps), rows: appSettings, initial: 1,
-		names: [3]string{"apps", "each app"}, empty: "the list is empty; list at least one app, or remove the key to use the app from the environment"}},
+		names: [3]string{"apps", "each app", "an app's %s"}, empty: "the list is empty; list at least one app, or remove the key to use the app from the environment"}},
 	{path: "metrics.host", env: "METRICS_HOST", value: of(func(c *Config) *string { return &c.Metrics.Host }, "127.0.0.1", trimmed, nil)},
 	{path: "metrics.port", env: "METRICS_PORT", value: of(func(c *Config) *int { return &c.Metrics.Port }, 9601, portNumber, port)},
 	{path: "log.format", env: "LOG_FORMAT", value: of(func(c *Config) *string { return &c.Log.Format }, "", lower, oneOf(`%q is not text or json`, "", "text", "json"))},
@@ -104,7 +104,7 @@ var appSettings = []setting[apps.App]{
 	{path: "max_message_size", env: "APP_MAX_MESSAGE_SIZE", value: of(func(a *apps.App) *int { return &a.MaxMessageSize }, apps.DefaultMaxMessageSize, wholeNumber, moreBytes)},
 	{path: "max_connections", env: "APP_MAX_CONNECTIONS", value: of(func(a *apps.App) *int { return &a.MaxConnections }, 0, wholeNumber, noCap)},
 	{path: "allowed_origins", env: "APP_ALLOWED_ORIGINS",
-		value: of(func(a *apps.App) *[]string { return &a.AllowedOrigins }, []string{"*"}, origins, originList).fromNode(stringList(errNotSingle))},
+		value: of(func(a *apps.App) *[]string { return &a.AllowedOrigins }, []string{"*"}, commaList, originList).fromNode(stringList(errNotSingle))},
 	{path: "accept_client_events_from", env: "APP_ACCEPT_CLIENT_EVENTS_FROM", value: of(func(a *apps.App) *string { return &a.AcceptClientEventsFrom },
 		apps.ClientEventsMembers, lower, oneOf(`%q is not members, all or none`, apps.ClientEventsMembers, apps.ClientEventsAll, apps.ClientEventsNone))},
 	{path: "max_presence_members", env: "APP_MAX_PRESENCE_MEMBERS",
@@ -148,7 +148,7 @@ var webhookSettings = []setting[apps.Webhook]{
 type setting[O any] struct {
 	path  string // dotted key in the file, within an app or webhook for theirs; "" for none
 	env   string // suffix of its FIZZ_ and REVERB_ variables; "" for none
-	flag  string // its flag and the flag's argument in --help ("port P"); "" for none
+	flag  string // its flag and the flag's argument in --help ("port P"), "" for none; a row with a flag has a variable
 	help  string // what --help says the flag is
 	given bool   // an entry of the file must give it: the default is the environment app's only
 	value[O]
@@ -270,10 +270,8 @@ func raw(v string) (string, error)     { return v, nil }
 func trimmed(v string) (string, error) { return strings.TrimSpace(v), nil }
 func lower(v string) (string, error)   { return strings.ToLower(strings.TrimSpace(v)), nil }
 
-// addressList reads a comma-separated list of host:port addresses.
-func addressList(v string) ([]string, error) { return origins(v) }
-
-func origins(v string) ([]string, error) {
+// commaList reads a comma-separated list: of origins, or of host:port addresses.
+func commaList(v string) ([]string, error) {
 	list := strings.Split(v, ",")
 	for i := range list {
 		list[i] = strings.TrimSpace(list[i])

@@ -84,12 +84,6 @@ var errNotAddresses = errors.New("expected a list of host:port addresses")
 // addresses checks a list of host:port addresses; nil is unset, an empty
 // list is an error.
 func addresses(list []string) error {
-	if list == nil {
-		return nil
-	}
-	if len(list) == 0 {
-		return errors.New("the list is empty; list at least one host:port, or remove the setting")
-	}
 	for i, a := range list {
 		host, p, err := net.SplitHostPort(a)
 		n, perr := strconv.Atoi(p)
@@ -100,7 +94,7 @@ func addresses(list []string) error {
 			return fmt.Errorf("entry %d %q is not a host:port address", i+1, a)
 		}
 	}
-	return nil
+	return failIf(list != nil && len(list) == 0, "the list is empty; list at least one host:port, or remove the setting")
 }
 
 func originList(list []string) error {
