@@ -233,9 +233,11 @@ func (c *Conn) SendFrame(frame []byte) {
 // soon: when the socket has nothing queued and no writer, the caller
 // writes it at once, without waiting for the peer (what the kernel does
 // not take goes on as SendFrame would), and saves the hand-off to a
-// writer.
+// writer. While the writer pool is behind, a burst is being written: the
+// frame is queued, so that the caller leaves the CPU to the writers,
+// which join it with what follows.
 func (c *Conn) SendNow(frame []byte) {
-	if c.tryWrite != nil && c.out.claim() {
+	if c.tryWrite != nil && !c.pool.isBehind() && c.out.claim() {
 		c.writeNow(frame)
 		return
 	}

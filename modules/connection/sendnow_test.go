@@ -115,3 +115,29 @@ func TestSendNowPeerGoneDuringItsWrite(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	assert.Len(t, tr.Writes(), 1, "nothing written after Finish")
 }
+
+// TestSendNowQueuesWhileThePoolIsBehind: while sockets wait for a pool
+// goroutine (a burst is being written), SendNow queues even for an idle
+// socket and leaves the CPU to the writers; once the pool has caught up,
+// it writes at once again.
+func TestSendNowQueuesWhileThePoolIsBehind(t *testing.T) {
+	w := NewWriters()
+	w.max = 1
+	w.Start()
+	defer w.Stop()
+	busy, busyTr := pooled(t, w, -1, true)
+	busy.Send([]byte(`{"event":"in flight"}`)) // holds the only pool goroutine
+	<-busyTr.entered
+	waiting, _ := pooled(t, w, -1, false)
+	waiting.Send([]byte(`{"event":"waiting"}`)) // in line: the pool is behind
+	idle, idleTr := pooled(t, w, -1, false)
+
+	idle.SendNow(TextFrame([]byte(`{"event":"queued"}`)))
+	assert.Empty(t, idleTr.Writes(), "queued behind the burst")
+	busyTr.release()
+	require.Eventually(t, func() bool { return len(idleTr.frames(t)) == 1 }, waitFor, time.Millisecond)
+	require.Eventually(t, func() bool { return !w.isBehind() }, waitFor, time.Millisecond)
+
+	idle.SendNow(TextFrame([]byte(`{"event":"at once"}`)))
+	assert.Len(t, idleTr.frames(t), 2, "written when SendNow returns")
+}

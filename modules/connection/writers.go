@@ -3,6 +3,7 @@ package connection
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,7 @@ type Writers struct {
 	mu      sync.Mutex
 	idle    []*writer // most recently idle last
 	waiting []job     // jobs waiting for a pool goroutine, oldest first
+	behind  atomic.Bool // waiting is not empty (read without the lock)
 	size    int       // pool goroutines, idle or busy
 	running bool
 	stopped bool
@@ -78,6 +80,7 @@ func (w *Writers) offer(j job) bool {
 	}
 	if w.size >= w.max {
 		w.waiting = append(w.waiting, j)
+		w.behind.Store(true)
 		w.mu.Unlock()
 		return true
 	}
@@ -99,8 +102,13 @@ func (w *Writers) yield(j job) bool {
 		return false
 	}
 	w.waiting = append(w.waiting, j)
+	w.behind.Store(true)
 	return true
 }
+
+// isBehind reports whether jobs wait for a pool goroutine (false for a
+// nil pool): the node is writing a burst.
+func (w *Writers) isBehind() bool { return w != nil && w.behind.Load() }
 
 // run runs one job after another until told to exit.
 func (w *Writers) run(wr *writer, j job) {
@@ -125,6 +133,7 @@ func (w *Writers) run(wr *writer, j job) {
 			j = w.waiting[0]
 			w.waiting[0] = nil
 			w.waiting = w.waiting[1:]
+			w.behind.Store(len(w.waiting) > 0)
 			w.mu.Unlock()
 			continue
 		}
@@ -176,6 +185,7 @@ func (w *Writers) Stop() {
 		j.detach()
 	}
 	w.waiting = nil
+	w.behind.Store(false)
 	w.mu.Unlock()
 	w.wg.Wait()
 }
