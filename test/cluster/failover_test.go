@@ -200,7 +200,11 @@ func watchHealth(t testing.TB, nodes []*node) func() (map[string]time.Duration, 
 						lastUp = now
 					}
 				}
+				up := since.IsZero()
 				mu.Unlock()
+				if stopped == nil && up {
+					return // it was down when stopped, and is up again
+				}
 			}
 		})
 	}
