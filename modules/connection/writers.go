@@ -22,10 +22,10 @@ const writerIdle = 10 * time.Second
 type Writers struct {
 	max     int // pool goroutines at most
 	mu      sync.Mutex
-	idle    []*writer // most recently idle last
-	waiting []job     // jobs waiting for a pool goroutine, oldest first
+	idle    []*writer   // most recently idle last
+	waiting []job       // jobs waiting for a pool goroutine, oldest first
 	behind  atomic.Bool // waiting is not empty (read without the lock)
-	size    int       // pool goroutines, idle or busy
+	size    int         // pool goroutines, idle or busy
 	running bool
 	stopped bool
 	stop    chan struct{}
