@@ -12,7 +12,9 @@ import (
 // socket's own, which may (writeOwn): when the pool is not running, when
 // the transport cannot write without waiting, and when the peer's socket
 // buffer is full, so that one slow peer never holds a pool goroutine.
-// spawn is the one place that goroutine starts.
+// spawn is the one place that goroutine starts. A frame sent with SendNow
+// to an idle socket is written by the sender itself (writeNow), which
+// never waits for the peer either.
 
 // startWriter runs the writer the outbox asked for: on the pool when it
 // takes it, else on a goroutine of its own.
