@@ -115,11 +115,15 @@ type RedisState struct {
 	// its reading positions.
 	leading    bool
 	outboxApps []*outboxApp
-	// acks are the recoveries in progress on this node, by id; asks are
-	// other nodes' recoveries this node has yet to answer.
-	acks map[string]chan struct{}
+	// acks are the recoveries in progress on this node, by id (each
+	// hears the nodes that answer); asks are other nodes' recoveries this
+	// node has yet to answer.
+	acks map[string]chan string
 	asks []Envelope
 	ask  chan struct{} // cap 1: asks has something
+	// peers are the other nodes listed in the state at the last reap: a
+	// recovery waits for their answers too.
+	peers []string
 }
 
 // memberKey names one member of one presence channel.
@@ -151,7 +155,7 @@ func NewRedisState(r *Redis, cfg Config, log *slog.Logger) *RedisState {
 		lease: lease, timeout: timeout, log: log,
 		hooks: hooks, hooksJSON: string(hooksJSON), outboxes: webhookApps(cfg),
 		unannounced: make(map[memberKey]struct{}),
-		acks:        make(map[string]chan struct{}),
+		acks:        make(map[string]chan string),
 		ask:         make(chan struct{}, 1),
 	}
 }

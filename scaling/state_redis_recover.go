@@ -16,6 +16,10 @@ const (
 	KindRecovered = "state.recovered"
 )
 
+// askAgain is how often a recovery asks again while peers have not
+// answered.
+const askAgain = 50 * time.Millisecond
+
 // recoverRequest is the payload of both kinds.
 type recoverRequest struct {
 	ID string `json:"id"`
@@ -23,10 +27,13 @@ type recoverRequest struct {
 
 // Recover implements State: it asks every node, this one included, to
 // re-assert its share (each does, if Redis lost it), waits until as many
-// have answered as received the request (at most the cluster timeout),
-// then marks the state whole ({p}:intact) and announces the leaves that
-// could not be written. One recovery runs at a time on a node; a caller
-// that waited for one that finished meanwhile returns with it.
+// have answered as received the request, and the peers of the last reap
+// too (asking again every askAgain: a peer that was still reconnecting
+// when the request went out missed it, and would miss the announcements
+// that follow), at most the cluster timeout; then it marks the state
+// whole ({p}:intact) and announces the leaves that could not be written.
+// One recovery runs at a time on a node; a caller that waited for one
+// that finished meanwhile returns with it.
 func (s *RedisState) Recover(ctx context.Context) error {
 	seen := s.recovered.Load()
 	s.recoverMu.Lock()
@@ -38,9 +45,13 @@ func (s *RedisState) Recover(ctx context.Context) error {
 		return errors.New("the shared state is not running yet")
 	}
 	id := NewNodeID()
-	arrived := make(chan struct{}, 1024)
+	arrived := make(chan string, 1024)
 	s.mu.Lock()
 	s.acks[id] = arrived
+	missing := make(map[string]bool, len(s.peers))
+	for _, p := range s.peers {
+		missing[p] = true
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -48,7 +59,8 @@ func (s *RedisState) Recover(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 	payload, _ := json.Marshal(recoverRequest{ID: id})
-	want, err := s.pubsub.publishAll(ctx, Envelope{V: Version, Kind: KindRecover, Payload: payload})
+	request := Envelope{V: Version, Kind: KindRecover, Payload: payload}
+	want, err := s.pubsub.publishAll(ctx, request)
 	if err != nil {
 		return fmt.Errorf("ask the cluster to re-assert: %w", err)
 	}
@@ -57,14 +69,29 @@ func (s *RedisState) Recover(ctx context.Context) error {
 	if nodes, err := s.pubsub.replyChannels(ctx); err == nil {
 		want = min(want, int64(nodes))
 	}
-	timer := time.NewTimer(s.timeout)
+	// The peers are waited for only as long as the caller's deadline
+	// leaves room to mark the state whole after.
+	wait := s.timeout
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline)/2)
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	for got := int64(0); got < want; got++ {
+	again := time.NewTicker(askAgain)
+	defer again.Stop()
+	answered := map[string]bool{}
+	for int64(len(answered)) < want || len(missing) > 0 {
 		select {
-		case <-arrived:
+		case node := <-arrived:
+			answered[node] = true
+			delete(missing, node)
+		case <-again.C:
+			if len(missing) > 0 {
+				_, _ = s.pubsub.publishAll(ctx, request) // those who answered answer again, once more counted once
+			}
 		case <-timer.C:
-			s.log.Warn("nodes did not confirm their re-assert in time; carrying on", "answers", got, "nodes", want)
-			got = want
+			s.log.Warn("nodes did not confirm their re-assert in time; carrying on", "answers", len(answered), "nodes", want, "peers_missing", len(missing))
+			want, missing = 0, nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -125,7 +152,7 @@ func (h recoveredHandler) Handle(_ context.Context, e Envelope) {
 	h.s.mu.Unlock()
 	if arrived != nil {
 		select {
-		case arrived <- struct{}{}:
+		case arrived <- e.Origin:
 		default:
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -348,6 +349,10 @@ func (s *RedisState) reap(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	peers := slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return n == s.node })
+	s.mu.Lock()
+	s.peers = peers
+	s.mu.Unlock()
 	for _, node := range nodes {
 		if node == s.node {
 			continue

@@ -3,6 +3,8 @@ package scaling_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -534,4 +536,43 @@ func TestRedisWaiting(t *testing.T) {
 	require.Eventually(t, func() bool { return r.Waiting() == 2 }, stateWait, stateTick, "two wait behind the first")
 	close(release)
 	require.Eventually(t, func() bool { return got.Load() == 3 && r.Waiting() == 0 }, stateWait, stateTick)
+}
+
+// TestRedisRecoverWaitsForAReconnectingPeer: a node whose subscription
+// is down when a recovery asks the cluster to re-assert misses the
+// request; the recovery asks again until that peer (listed at the last
+// reap) has answered, so the leaves it then announces reach the peer too.
+// Without it the recovery went on at once, and a peer back a moment
+// later kept a member whose leave it never heard.
+func TestRedisRecoverWaitsForAReconnectingPeer(t *testing.T) {
+	c := newRedisCluster(t)
+	if !c.rd.Real() {
+		t.Skip("CLIENT KILL needs redis-server")
+	}
+	a := c.running(t, nodeOptions{})
+	b := c.running(t, nodeOptions{url: c.rd.URL + "?client_name=peer-b"})
+	require.Eventually(t, func() bool { return slices.Contains(a.rs.Peers(), b.node) }, stateWait, stateTick,
+		"a reap of A lists B")
+
+	// B's subscription drops; its receive loop comes back after its
+	// back-off (at least 100 ms).
+	clients, err := c.rc.ClientList(context.Background()).Result()
+	require.NoError(t, err)
+	killed := 0
+	for _, line := range strings.Split(clients, "\n") {
+		if strings.Contains(line, " name=peer-b ") && !strings.Contains(line, " sub=0 ") {
+			id := strings.TrimPrefix(strings.Fields(line)[0], "id=")
+			require.NoError(t, c.rc.Do(context.Background(), "CLIENT", "KILL", "ID", id).Err())
+			killed++
+		}
+	}
+	require.Equal(t, 1, killed, "B's subscription connection:\n%s", clients)
+	require.Eventually(t, func() bool { return !b.provider.Up() }, stateWait, stateTick, "B's link is down")
+
+	ctx, cancel := context.WithTimeout(context.Background(), stateWait)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, a.rs.Recover(ctx))
+	assert.True(t, b.provider.Up(), "Recover returned after %s, before B was back", time.Since(start))
+	t.Logf("Recover waited %s for B", time.Since(start).Round(time.Millisecond))
 }
