@@ -34,7 +34,7 @@ func (c *Conn) spawn(rest *leftover) { go c.writeOwn(rest) }
 // on a goroutine of the socket's own, and frames queued meanwhile go to
 // the writer.
 func (c *Conn) writeNow(frame []byte) {
-	sent, err := c.tryWrite(frame)
+	sent, err := c.tryWrite(frame, true)
 	if err == nil && sent < len(frame) {
 		buf := getBuffer()
 		*buf = append(*buf, frame...)
@@ -73,7 +73,7 @@ func (c *Conn) writePooled() {
 			return
 		}
 		size := len(*buf)
-		sent, err := c.tryWrite(*buf)
+		sent, err := c.tryWrite(*buf, false)
 		if err == nil && sent < size {
 			c.out.waiting(false)
 			c.spawn(&leftover{buf: buf, sent: sent, frames: frames, final: final})
