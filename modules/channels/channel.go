@@ -84,29 +84,33 @@ func (ch *Channel) subscribers() []*connection.Conn {
 }
 
 // paceEvery is how many sockets a broadcast writes to at once between
-// two looks at whether other events have come to wait behind it: a few
-// hundred microseconds of writes.
+// two looks at whether it is part of a burst: a few hundred
+// microseconds of writes.
 const paceEvery = 32
 
 // broadcast sends frame to every subscriber but the socket exceptID: at
-// once to idle sockets while more reports that nothing waits behind it,
-// queued otherwise (see Manager.Broadcast).
+// once to idle sockets while more reports that nothing waits behind it
+// and the sockets it meets are idle, queued otherwise (see
+// Manager.Broadcast).
 func (ch *Channel) broadcast(frame []byte, exceptID string, more func() bool) int {
 	now := more != nil && !more()
-	n := 0
+	n, busy := 0, 0
 	for _, c := range ch.subscribers() {
 		if exceptID != "" && c.ID() == exceptID {
 			continue
 		}
+		n++
 		if !now {
 			c.SendFrame(frame)
-			n++
 			continue
 		}
-		c.SendNow(frame)
-		n++
-		if n%paceEvery == 0 && more() {
-			now = false // the rest join the events that came
+		if !c.SendNow(frame) {
+			busy++
+		}
+		if n%paceEvery == 0 && (busy > 0 || more()) {
+			// Events came to wait, or sockets still had frames of
+			// earlier ones: a burst, whose frames the writers join.
+			now = false
 		}
 	}
 	return n

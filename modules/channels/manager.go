@@ -245,8 +245,10 @@ func (m *Manager) UserConns(appID, userID string) []*connection.Conn {
 // assume they do). While none wait, a socket with nothing queued is
 // written to at once by the caller (Conn.SendNow): there is nothing to
 // join the frame with, and the hand-off to a writer would cost more than
-// the write. Once some wait, every socket's frame is queued (SendFrame),
-// so that its writer joins it with those that follow into one write.
+// the write. Once some wait, or once the broadcast meets sockets that
+// still have frames queued (a burst is under way), every socket's frame
+// is queued (SendFrame), so that its writer joins it with those that
+// follow into one write.
 func (m *Manager) Broadcast(appID, channel string, frame []byte, exceptID string, more func() bool) int {
 	a := m.app(appID)
 	a.mu.RLock()

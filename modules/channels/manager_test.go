@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -245,7 +246,8 @@ func TestManagerBroadcastPace(t *testing.T) {
 		name   string
 		more   func(looks int) bool // the answer to the looks-th look
 		except string
-		want   int // sockets written to by the broadcast itself
+		busy   int // sockets whose writer is still writing an earlier frame
+		want   int // sockets written to by the broadcast itself; -1: fewer than paceEvery
 	}{
 		{name: "nothing known: all queued", want: 0},
 		{name: "nothing waits: all at once", more: func(int) bool { return false }, want: sockets},
@@ -253,17 +255,28 @@ func TestManagerBroadcastPace(t *testing.T) {
 		{name: "something comes after the first look", more: func(looks int) bool { return looks > 1 }, want: paceEvery},
 		{name: "comes later", more: func(looks int) bool { return looks > 2 }, want: 2 * paceEvery},
 		{name: "the sender is skipped", more: func(int) bool { return false }, except: "1.7", want: sockets - 1},
+		// Half the sockets still write an earlier frame: a burst. Only
+		// idle sockets among the first paceEvery are written at once.
+		{name: "busy sockets", more: func(int) bool { return false }, busy: sockets / 2, want: -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := NewManager()
 			app := testApp("app-1")
 			var ts []*connectiontest.Recorder
+			gate := make(chan struct{})
 			for i := range sockets {
 				tr := connectiontest.NewRecorder()
-				c := connection.New(fmt.Sprintf("1.%d", i), app, tr, connection.Options{Log: slog.New(slog.DiscardHandler)})
+				var transport net.Conn = tr
+				if i < tt.busy {
+					transport = &gated{Recorder: tr, gate: gate}
+				}
+				c := connection.New(fmt.Sprintf("1.%d", i), app, transport, connection.Options{Log: slog.New(slog.DiscardHandler)})
 				t.Cleanup(func() { c.Finish(true) })
 				m.Subscribe(c, "news", nil)
+				if i < tt.busy {
+					c.SendFrame(connection.TextFrame([]byte(`{"event":"earlier"}`))) // its writer waits at the gate
+				}
 				ts = append(ts, tr)
 			}
 			var more func() bool
@@ -273,15 +286,25 @@ func TestManagerBroadcastPace(t *testing.T) {
 			}
 			m.Broadcast(app.ID, "news", connection.TextFrame([]byte(`{"event":"e"}`)), tt.except, more)
 			now := 0
-			for i, tr := range ts {
+			for _, tr := range ts {
 				now += int(tr.TryWrites())
+			}
+			close(gate)
+			for i, tr := range ts {
 				want := 1
+				if i < tt.busy {
+					want = 2 // the earlier frame, then this one
+				}
 				if fmt.Sprintf("1.%d", i) == tt.except {
 					want = 0
 				}
 				require.Eventually(t, func() bool { return len(tr.Payloads()) == want }, waitFor, time.Millisecond, "socket %d", i)
 			}
-			assert.Equal(t, tt.want, now, "written by the broadcast itself")
+			if tt.want < 0 {
+				assert.Less(t, now, paceEvery, "written by the broadcast itself")
+			} else {
+				assert.Equal(t, tt.want, now, "written by the broadcast itself")
+			}
 		})
 	}
 }
@@ -416,4 +439,16 @@ func TestManagerConcurrentUse(t *testing.T) {
 
 	assert.Empty(t, m.Channels(app.ID, ""), "every socket left")
 	assert.Empty(t, m.UserConns(app.ID, "u1"))
+}
+
+// gated is a recorder whose writes that may wait (a socket's own writer's)
+// wait for gate: the socket is busy until then.
+type gated struct {
+	*connectiontest.Recorder
+	gate chan struct{}
+}
+
+func (g *gated) Write(b []byte) (int, error) {
+	<-g.gate
+	return g.Recorder.Write(b)
 }

@@ -29,7 +29,7 @@ type Conn struct {
 	id        string
 	app       *apps.App
 	transport net.Conn
-	tryWrite  func([]byte) (int, error) // nil: the transport cannot write without waiting
+	tryWrite  tryWriter // nil: the transport cannot write without waiting
 	log       *slog.Logger
 	debug     bool
 	observer  Observer // nil: nothing observed
@@ -235,13 +235,14 @@ func (c *Conn) SendFrame(frame []byte) {
 // not take goes on as SendFrame would), and saves the hand-off to a
 // writer. While the writer pool is behind, a burst is being written: the
 // frame is queued, so that the caller leaves the CPU to the writers,
-// which join it with what follows.
-func (c *Conn) SendNow(frame []byte) {
+// which join it with what follows. It reports whether the caller wrote.
+func (c *Conn) SendNow(frame []byte) (wrote bool) {
 	if c.tryWrite != nil && !c.pool.isBehind() && c.out.claim() {
 		c.writeNow(frame)
-		return
+		return true
 	}
 	c.SendFrame(frame)
+	return false
 }
 
 // closeSlowConsumer closes a socket that fell behind, for why. (Kept out

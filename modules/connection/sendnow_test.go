@@ -18,7 +18,7 @@ func TestSendNowWritesBeforeItReturns(t *testing.T) {
 	defer w.Stop()
 	c, tr := pooled(t, w, -1, false)
 	for i, e := range []string{"one", "two"} {
-		c.SendNow(TextFrame([]byte(`{"event":"` + e + `"}`)))
+		assert.True(t, c.SendNow(TextFrame([]byte(`{"event":"`+e+`"}`))), "the caller wrote")
 		require.Len(t, tr.frames(t), i+1, "written when SendNow returns")
 	}
 	w.mu.Lock()
@@ -36,7 +36,7 @@ func TestSendNowQueuesBehindAWriter(t *testing.T) {
 	c, tr := pooled(t, w, -1, true)
 	c.Send([]byte(`{"event":"first"}`)) // the pool's writer blocks in it
 	<-tr.entered
-	c.SendNow(TextFrame([]byte(`{"event":"second"}`)))
+	assert.False(t, c.SendNow(TextFrame([]byte(`{"event":"second"}`))), "queued")
 	c.SendNow(TextFrame([]byte(`{"event":"third"}`)))
 	assert.Empty(t, tr.Writes(), "SendNow did not write past the busy writer")
 	tr.release()
