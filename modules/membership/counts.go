@@ -36,10 +36,11 @@ type counter struct {
 
 	mu      sync.Mutex
 	touched map[channelKey]struct{}
-	known   map[channelKey]int // counts written, while above 0
-	written chan struct{}      // closed when the next write ends; nil: none asked
-	stopped bool               // the last write is done: touch waits for nothing
-	wake    chan struct{}      // cap 1: touched has something
+	known   map[channelKey]int      // counts written, while above 0
+	writing map[channelKey]struct{} // the channels of the write under way: known may be about to drop
+	written chan struct{}           // closed when the next write ends; nil: none asked
+	stopped bool                    // the last write is done: touch waits for nothing
+	wake    chan struct{}           // cap 1: touched has something
 }
 
 func newCounter(m *Membership) *counter {
@@ -58,7 +59,10 @@ func (c *counter) touch(appID, channel string) <-chan struct{} {
 	}
 	c.touched[key] = struct{}{}
 	var written chan struct{}
-	if c.known[key] == 0 {
+	// A write under way of this channel may be writing 0 (its count was
+	// read before this subscription): what the cluster knows then is the
+	// next write's.
+	if _, stale := c.writing[key]; c.known[key] == 0 || stale {
 		if c.written == nil {
 			c.written = make(chan struct{})
 		}
@@ -94,8 +98,13 @@ func (c *counter) run(ctx context.Context) {
 func (c *counter) write(ctx context.Context) {
 	c.mu.Lock()
 	touched, written := c.touched, c.written
-	c.touched, c.written = make(map[channelKey]struct{}), nil
+	c.touched, c.written, c.writing = make(map[channelKey]struct{}), nil, touched
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.writing = nil
+		c.mu.Unlock()
+	}()
 	if written != nil {
 		defer close(written)
 	}

@@ -503,13 +503,18 @@ func TestHandlePresenceEnvelopes(t *testing.T) {
 	}
 }
 
-// gatedState holds every SetSubscriptions until the test lets one through.
+// gatedState holds every SetSubscriptions until the test lets one through;
+// entered (optional, buffered) hears each one as it starts waiting.
 type gatedState struct {
 	scaling.State
-	gate chan struct{}
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 func (s *gatedState) SetSubscriptions(ctx context.Context, counts []scaling.ChannelCount) ([]scaling.Transition, error) {
+	if s.entered != nil {
+		s.entered <- struct{}{}
+	}
 	<-s.gate
 	return s.State.SetSubscriptions(ctx, counts)
 }
@@ -545,4 +550,45 @@ func TestSubscriptionWaitsUntilTheClusterCountsTheNode(t *testing.T) {
 		t.Fatal("a second subscriber waited for the count")
 	}
 	state.gate <- struct{}{} // the second subscriber's count
+}
+
+// TestSubscriptionDuringTheWriteOfALeave: a socket subscribes while the
+// counter writes the node's last leave of the channel (count 0, read
+// before the subscription). The node counted the channel before that
+// write, but the write is about to take it back: the subscription waits
+// for the next write, which counts it again. (It was answered at once,
+// and when it left before the next write, the cluster never saw the
+// channel occupied again: TestChannelTransitionsAreDecidedOnce, 1 run in
+// about 20 under load.)
+func TestSubscriptionDuringTheWriteOfALeave(t *testing.T) {
+	ctx := context.Background()
+	app := testApp()
+	state := &gatedState{State: scaling.NewLocalState(scaling.NewLocal(nil), scaling.Config{}), gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	m := running(t, channels.NewManager(), connection.NewRegistry(), state)
+	t.Cleanup(func() { close(state.gate) })
+	first, _ := newConn(t, "1.1", app)
+	second, _ := newConn(t, "1.2", app)
+
+	joined := make(chan error, 1)
+	go func() { joined <- m.Join(ctx, first, "news", nil) }()
+	<-state.entered
+	state.gate <- struct{}{} // the count of 1
+	require.NoError(t, <-joined)
+	m.Leave(ctx, first, "news")
+	<-state.entered // the leave's write of 0 waits at the gate
+
+	go func() { joined <- m.Join(ctx, second, "news", nil) }()
+	select {
+	case <-joined:
+		t.Fatal("answered while the write of the leave could still take the channel back")
+	case <-time.After(30 * time.Millisecond):
+	}
+	state.gate <- struct{}{} // the leave: 0
+	select {
+	case <-joined:
+		t.Fatal("answered before the write that counts it")
+	case <-time.After(30 * time.Millisecond):
+	}
+	state.gate <- struct{}{} // the subscription: 1
+	require.NoError(t, <-joined)
 }
