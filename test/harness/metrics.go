@@ -2,9 +2,19 @@ package harness
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+// WaitMetric waits, at most Wait, until Metric(name, labels...) is want:
+// for what the node counts a moment after a client or receiver saw it
+// (a webhook's answer, say).
+func (n *Node) WaitMetric(t testing.TB, want float64, name string, labels ...string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return n.Metric(t, name, labels...) == want }, Wait, time.Millisecond,
+		"%s%v reaches %v", name, labels, want)
+}
 
 // Metric sums the series of the node's metric name (counters and gauges)
 // whose labels include labels, given as name, value pairs; a metric with
